@@ -1,0 +1,145 @@
+//! The command line: clap definitions and one function per command.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use crate::app;
+use crate::config::Config;
+use crate::poller::{Outcome, PollReport};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "paddock",
+    version,
+    about = "Polls car-news feeds and republishes them merged, with their comments"
+)]
+pub struct Cli {
+    /// The config file [default: $PADDOCK_CONFIG, else ./feeds.toml]
+    #[arg(long, global = true, env = "PADDOCK_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Poll on schedule and serve HTTP until SIGINT or SIGTERM
+    Serve,
+    /// Poll every feed (or the named ones) once, print a summary and exit
+    Poll {
+        /// A feed id to poll; repeat for several
+        #[arg(long = "feed", value_name = "ID")]
+        feeds: Vec<String>,
+    },
+    /// Validate the config file
+    Check,
+}
+
+impl Cli {
+    pub fn config_path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("feeds.toml"))
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let path = cli.config_path();
+    match cli.command {
+        Command::Check => check(&path),
+        Command::Serve => serve(&path).await,
+        Command::Poll { feeds } => poll(&path, &feeds).await,
+    }
+}
+
+fn check(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    println!(
+        "{}: ok, {} feeds ({} enabled), {} groups",
+        path.display(),
+        config.feeds.len(),
+        config.feeds.iter().filter(|f| f.enabled).count(),
+        config.groups().len()
+    );
+    Ok(())
+}
+
+async fn serve(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
+    let shutdown = CancellationToken::new();
+    app::cancel_on_signal(shutdown.clone());
+    app::run(config, listener, shutdown).await
+}
+
+async fn poll(path: &Path, only: &[String]) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    for id in only {
+        if config.feed(id).is_none() {
+            anyhow::bail!("no feed with id {id:?} in {}", path.display());
+        }
+    }
+    let feeds: Vec<_> = config
+        .feeds
+        .iter()
+        .filter(|f| {
+            if only.is_empty() {
+                f.enabled
+            } else {
+                only.contains(&f.id)
+            }
+        })
+        .cloned()
+        .collect();
+    let pipeline = app::pipeline(&config)?;
+    let reports = pipeline.poll_all(&feeds, |_| {}).await;
+    pipeline.store.flush()?;
+    print_summary(&reports);
+    Ok(())
+}
+
+fn print_summary(reports: &[PollReport]) {
+    let width = reports.iter().map(|r| r.feed.len()).max().unwrap_or(4);
+    let mut out = std::io::stdout().lock();
+    let (mut new, mut failed) = (0, 0);
+    for r in reports {
+        let ms = r.elapsed.as_millis();
+        let line = match &r.outcome {
+            Outcome::NotModified => format!("not modified ({ms} ms)"),
+            Outcome::Stored {
+                new: n,
+                updated,
+                unchanged,
+            } => {
+                new += n;
+                format!("{n} new, {updated} updated, {unchanged} unchanged ({ms} ms)")
+            }
+            Outcome::Failed(f) => {
+                failed += 1;
+                format!("FAILED {}: {}", f.kind.as_str(), f.message)
+            }
+        };
+        let _ = writeln!(out, "{:width$}  {line}", r.feed);
+    }
+    let _ = writeln!(
+        out,
+        "{} feeds polled: {new} new stories, {failed} failed",
+        reports.len()
+    );
+}

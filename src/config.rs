@@ -1,0 +1,567 @@
+//! Config in two stages: the raw TOML as written (`raw`), then one
+//! validation pass into [`Config`], the only form the rest of the program
+//! sees. Every mistake is reported as `FILE:LINE:COL: message`.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+use url::Url;
+
+/// Largest `?limit=` any output accepts, and the ceiling for `[output].items`.
+pub const MAX_LIMIT: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file this config came from; relative paths are resolved against
+    /// its directory.
+    pub file: PathBuf,
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub poll: PollConfig,
+    pub output: OutputConfig,
+    pub feeds: Vec<FeedConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub base_url: Url,
+    pub title: String,
+    pub admin_token_env: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    pub path: PathBuf,
+    pub retention: Duration,
+    pub max_items_per_feed: usize,
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollConfig {
+    pub interval: Duration,
+    pub concurrency: usize,
+    pub per_host: usize,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_body_bytes: u64,
+    pub max_redirects: usize,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputConfig {
+    pub items: usize,
+    pub recent_comments: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedConfig {
+    pub id: String,
+    pub source: Source,
+    pub title: Option<String>,
+    pub comments_url: Option<Source>,
+    pub item_comments: bool,
+    pub groups: Vec<String>,
+    pub interval: Duration,
+    pub enabled: bool,
+}
+
+impl FeedConfig {
+    /// The operator's title, else the id (the feed's own title, once
+    /// known, lives in the store).
+    pub fn display_title(&self) -> &str {
+        self.title.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// Where a feed document comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    Http(Url),
+    File(PathBuf),
+}
+
+impl Source {
+    /// The URL form: `http(s)://...` or `file:///...`.
+    pub fn url(&self) -> Url {
+        match self {
+            Source::Http(u) => u.clone(),
+            Source::File(p) => Url::from_file_path(p)
+                .unwrap_or_else(|_| Url::parse("file:///").expect("static URL parses")),
+        }
+    }
+
+    /// The host key that per-host limits count against.
+    pub fn host_key(&self) -> String {
+        match self {
+            Source::Http(u) => format!(
+                "{}:{}",
+                u.host_str().unwrap_or(""),
+                u.port_or_known_default().unwrap_or(0)
+            ),
+            Source::File(_) => "file".to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Http(u) => write!(f, "{u}"),
+            Source::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// A config mistake, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read the config file: {message}", file.display())]
+    Read { file: PathBuf, message: String },
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates the config file at `file`.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Read {
+            file: file.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Config::parse(&text, file)
+    }
+
+    /// Validates config text as if read from `file`.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let at = |span: Range<usize>, message: String| {
+            let (line, column) = line_col(text, span.start);
+            ConfigError::Invalid {
+                file: file.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: raw::File = toml::from_str(text).map_err(|e| {
+            at(
+                e.span().unwrap_or(0..0),
+                e.message().trim().replace('\n', " "),
+            )
+        })?;
+        let dir = file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        validate(raw, &dir, file).map_err(|(span, msg)| at(span, msg))
+    }
+
+    pub fn feed(&self, id: &str) -> Option<&FeedConfig> {
+        self.feeds.iter().find(|f| f.id == id)
+    }
+
+    /// Every group named by any feed, sorted.
+    pub fn groups(&self) -> Vec<String> {
+        let mut groups: Vec<String> = self
+            .feeds
+            .iter()
+            .flat_map(|f| f.groups.iter().cloned())
+            .collect();
+        groups.sort();
+        groups.dedup();
+        groups
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+type Invalid = (Range<usize>, String);
+
+fn validate(raw: raw::File, dir: &Path, file: &Path) -> Result<Config, Invalid> {
+    let server = raw.server.unwrap_or_default();
+    let storage = raw.storage.unwrap_or_default();
+    let poll = raw.poll.unwrap_or_default();
+    let output = raw.output.unwrap_or_default();
+
+    let listen = match &server.listen {
+        Some(s) => s.get_ref().parse::<SocketAddr>().map_err(|_| {
+            (
+                s.span(),
+                format!(
+                    "`listen` must be an address like \"127.0.0.1:8080\", not {:?}",
+                    s.get_ref()
+                ),
+            )
+        })?,
+        None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+    };
+    let base_url = match &server.base_url {
+        Some(s) => {
+            let url = Url::parse(s.get_ref())
+                .map_err(|e| (s.span(), format!("`base_url` must be an absolute URL: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err((s.span(), "`base_url` must be an http or https URL".into()));
+            }
+            url
+        }
+        None => Url::parse(&format!("http://{listen}/")).expect("socket address forms a URL"),
+    };
+    let user_agent = poll.user_agent.clone().unwrap_or_else(|| {
+        format!(
+            "paddock/{} (+{})",
+            env!("CARGO_PKG_VERSION"),
+            base_url.as_str().trim_end_matches('/')
+        )
+    });
+
+    let storage_cfg = StorageConfig {
+        path: dir.join(storage.path.as_deref().unwrap_or("data")),
+        retention: duration(&storage.retention, "90d")?,
+        max_items_per_feed: positive(&storage.max_items_per_feed, 1000)?,
+        cache_bytes: positive(&storage.cache_bytes, 64 * 1024 * 1024)?,
+    };
+    let poll_cfg = PollConfig {
+        interval: duration(&poll.interval, "15m")?,
+        concurrency: positive(&poll.concurrency, 16)?,
+        per_host: positive(&poll.per_host, 2)?,
+        timeout: duration(&poll.timeout, "20s")?,
+        connect_timeout: duration(&poll.connect_timeout, "10s")?,
+        max_body_bytes: positive(&poll.max_body_bytes, 15 * 1024 * 1024)?,
+        max_redirects: bounded(&poll.max_redirects, 5, 0, 20)?,
+        user_agent,
+    };
+    let output_cfg = OutputConfig {
+        items: bounded(&output.items, 50, 1, MAX_LIMIT)?,
+        recent_comments: bounded(&output.recent_comments, 5, 0, 100)?,
+    };
+
+    let mut seen = HashSet::new();
+    let mut feeds = Vec::with_capacity(raw.feed.len());
+    for f in raw.feed {
+        let id = f.id.get_ref();
+        if !is_slug(id) {
+            return Err((
+                f.id.span(),
+                format!("feed id {id:?} must be lowercase letters, digits, '-' or '_'"),
+            ));
+        }
+        if !seen.insert(id.clone()) {
+            return Err((f.id.span(), format!("duplicate feed id {id:?}")));
+        }
+        let mut groups = Vec::new();
+        for g in f.groups.unwrap_or_default() {
+            if !is_slug(g.get_ref()) {
+                return Err((
+                    g.span(),
+                    format!(
+                        "group {:?} must be lowercase letters, digits, '-' or '_'",
+                        g.get_ref()
+                    ),
+                ));
+            }
+            if !groups.contains(g.get_ref()) {
+                groups.push(g.into_inner());
+            }
+        }
+        feeds.push(FeedConfig {
+            id: id.clone(),
+            source: source(&f.url, dir)?,
+            title: f.title.filter(|t| !t.trim().is_empty()),
+            comments_url: f
+                .comments_url
+                .as_ref()
+                .map(|u| source(u, dir))
+                .transpose()?,
+            item_comments: f.item_comments.unwrap_or(false),
+            groups,
+            interval: match &f.interval {
+                Some(_) => duration(&f.interval, "")?,
+                None => poll_cfg.interval,
+            },
+            enabled: f.enabled.unwrap_or(true),
+        });
+    }
+
+    Ok(Config {
+        file: file.to_path_buf(),
+        server: ServerConfig {
+            listen,
+            base_url,
+            title: server.title.unwrap_or_else(|| "Auto news".into()),
+            admin_token_env: server
+                .admin_token_env
+                .unwrap_or_else(|| "PADDOCK_ADMIN_TOKEN".into()),
+        },
+        storage: storage_cfg,
+        poll: poll_cfg,
+        output: output_cfg,
+        feeds,
+    })
+}
+
+fn is_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn duration(value: &Option<Spanned<String>>, default: &str) -> Result<Duration, Invalid> {
+    let Some(s) = value else {
+        return Ok(humantime::parse_duration(default).expect("default durations parse"));
+    };
+    let d = humantime::parse_duration(s.get_ref().trim()).map_err(|e| {
+        (
+            s.span(),
+            format!(
+                "{:?} is not a duration like \"90s\", \"15m\", \"2h\" or \"7d\": {e}",
+                s.get_ref()
+            ),
+        )
+    })?;
+    if d.is_zero() {
+        return Err((s.span(), "a duration must be more than zero".into()));
+    }
+    Ok(d)
+}
+
+fn positive<T>(value: &Option<Spanned<T>>, default: T) -> Result<T, Invalid>
+where
+    T: Copy + PartialOrd + Default + std::fmt::Display,
+{
+    match value {
+        None => Ok(default),
+        Some(v) if *v.get_ref() > T::default() => Ok(*v.get_ref()),
+        Some(v) => Err((
+            v.span(),
+            format!("must be more than zero, not {}", v.get_ref()),
+        )),
+    }
+}
+
+fn bounded(
+    value: &Option<Spanned<usize>>,
+    default: usize,
+    min: usize,
+    max: usize,
+) -> Result<usize, Invalid> {
+    match value {
+        None => Ok(default),
+        Some(v) if (min..=max).contains(v.get_ref()) => Ok(*v.get_ref()),
+        Some(v) => Err((
+            v.span(),
+            format!("must be between {min} and {max}, not {}", v.get_ref()),
+        )),
+    }
+}
+
+fn source(value: &Spanned<String>, dir: &Path) -> Result<Source, Invalid> {
+    let s = value.get_ref().trim();
+    let bad = |msg: String| (value.span(), msg);
+    if s.is_empty() {
+        return Err(bad("a feed url must not be empty".into()));
+    }
+    let lower = s.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        let url = Url::parse(s).map_err(|e| bad(format!("{s:?} is not a valid URL: {e}")))?;
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(bad(format!("{s:?} has no host")));
+        }
+        return Ok(Source::Http(url));
+    }
+    if lower.starts_with("file://") {
+        let url = Url::parse(s).map_err(|e| bad(format!("{s:?} is not a valid URL: {e}")))?;
+        let path = url
+            .to_file_path()
+            .map_err(|_| bad(format!("{s:?} must be an absolute file:/// URL")))?;
+        return Ok(Source::File(path));
+    }
+    if let Some((scheme, _)) = s.split_once("://") {
+        return Err(bad(format!(
+            "unsupported URL scheme {scheme:?}: use http, https, file or a path"
+        )));
+    }
+    Ok(Source::File(dir.join(s)))
+}
+
+/// The file as written. Every key is optional here but `[[feed]].id` and
+/// `.url`; defaults are applied by `validate`.
+mod raw {
+    use serde::Deserialize;
+    use toml::Spanned;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct File {
+        pub server: Option<Server>,
+        pub storage: Option<Storage>,
+        pub poll: Option<Poll>,
+        pub output: Option<Output>,
+        #[serde(default)]
+        pub feed: Vec<Feed>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Server {
+        pub listen: Option<Spanned<String>>,
+        pub base_url: Option<Spanned<String>>,
+        pub title: Option<String>,
+        pub admin_token_env: Option<String>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Storage {
+        pub path: Option<String>,
+        pub retention: Option<Spanned<String>>,
+        pub max_items_per_feed: Option<Spanned<usize>>,
+        pub cache_bytes: Option<Spanned<u64>>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Poll {
+        pub interval: Option<Spanned<String>>,
+        pub concurrency: Option<Spanned<usize>>,
+        pub per_host: Option<Spanned<usize>>,
+        pub timeout: Option<Spanned<String>>,
+        pub connect_timeout: Option<Spanned<String>>,
+        pub max_body_bytes: Option<Spanned<u64>>,
+        pub max_redirects: Option<Spanned<usize>>,
+        pub user_agent: Option<String>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Output {
+        pub items: Option<Spanned<usize>>,
+        pub recent_comments: Option<Spanned<usize>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Feed {
+        pub id: Spanned<String>,
+        pub url: Spanned<String>,
+        pub title: Option<String>,
+        pub comments_url: Option<Spanned<String>>,
+        pub item_comments: Option<bool>,
+        pub groups: Option<Vec<Spanned<String>>>,
+        pub interval: Option<Spanned<String>>,
+        pub enabled: Option<bool>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, Path::new("feeds.toml"))
+            .expect_err("config should be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn defaults_fill_everything_but_id_and_url() {
+        let c = Config::parse(
+            "[[feed]]\nid = \"ttac\"\nurl = \"https://www.thetruthaboutcars.com/feed/\"\n",
+            Path::new("/etc/paddock/feeds.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.poll.interval, Duration::from_secs(900));
+        assert_eq!(c.storage.path, PathBuf::from("/etc/paddock/data"));
+        assert_eq!(c.storage.retention, Duration::from_secs(90 * 86400));
+        assert_eq!(c.feeds[0].interval, Duration::from_secs(900));
+        assert!(c.poll.user_agent.starts_with("paddock/"));
+        assert!(c.poll.user_agent.contains("(+http://127.0.0.1:8080)"));
+    }
+
+    #[test]
+    fn relative_and_file_urls_become_paths() {
+        let c = Config::parse(
+            "[[feed]]\nid = \"a\"\nurl = \"demo/a.rss\"\n[[feed]]\nid = \"b\"\nurl = \"file:///srv/b.xml\"\n",
+            Path::new("/etc/paddock/feeds.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.feeds[0].source,
+            Source::File("/etc/paddock/demo/a.rss".into())
+        );
+        assert_eq!(c.feeds[1].source, Source::File("/srv/b.xml".into()));
+    }
+
+    #[test]
+    fn mistakes_are_located_by_line_and_column() {
+        let cases = [
+            (
+                "[poll]\ninterval = \"15 parsecs\"\n",
+                "feeds.toml:2:12:",
+                "not a duration",
+            ),
+            (
+                "[poll]\nintervall = \"15m\"\n",
+                "feeds.toml:2:1:",
+                "unknown field",
+            ),
+            (
+                "[[feed]]\nid = \"a\"\nurl = \"https://a.example/\"\n[[feed]]\nid = \"a\"\nurl = \"https://b.example/\"\n",
+                "feeds.toml:5:6:",
+                "duplicate feed id",
+            ),
+            (
+                "[[feed]]\nid = \"a\"\n",
+                "feeds.toml:1:1:",
+                "missing field `url`",
+            ),
+            (
+                "[[feed]]\nid = \"A b\"\nurl = \"x.rss\"\n",
+                "feeds.toml:2:6:",
+                "lowercase",
+            ),
+            (
+                "[[feed]]\nid = \"a\"\nurl = \"gopher://x\"\n",
+                "feeds.toml:3:7:",
+                "unsupported URL scheme",
+            ),
+            (
+                "[server]\nlisten = \"localhost\"\n",
+                "feeds.toml:2:10:",
+                "listen",
+            ),
+            ("[output]\nitems = 0\n", "feeds.toml:2:9:", "between 1 and"),
+            (
+                "[poll]\nconcurrency = 0\n",
+                "feeds.toml:2:15:",
+                "more than zero",
+            ),
+        ];
+        for (text, location, words) in cases {
+            let e = err(text);
+            assert!(
+                e.starts_with(location),
+                "{e:?} should start with {location:?}"
+            );
+            assert!(e.contains(words), "{e:?} should mention {words:?}");
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The only module that knows reqwest. One shared client; conditional GET;
+//! a body cap counted on decompressed bytes while streaming; every failure
+//! classified into one [`FetchError`] with a sentence an operator can act on.
+
+use std::io::Read;
+use std::time::{Duration, SystemTime};
+
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use url::Url;
+
+use crate::config::{PollConfig, Source};
+use crate::model::{ErrorKind, Validators};
+
+/// What feed servers are told we understand.
+const ACCEPT: &str = "application/rss+xml, application/atom+xml, application/feed+json, \
+application/rdf+xml;q=0.9, application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("no answer within {0:?}; the server is slow or unreachable")]
+    Timeout(Duration),
+    #[error("could not resolve the host name {host:?}; check the URL")]
+    Dns { host: String },
+    #[error("could not connect to {host:?}: {detail}")]
+    Connect { host: String, detail: String },
+    #[error("TLS handshake with {host:?} failed: {detail}")]
+    Tls { host: String, detail: String },
+    #[error("the server answered HTTP {status}")]
+    Status {
+        status: u16,
+        /// `Retry-After`, when the server sent one.
+        retry_after: Option<String>,
+    },
+    #[error("the body is larger than the {limit}-byte cap ([poll].max_body_bytes)")]
+    TooLarge { limit: u64 },
+    #[error("more than {0} redirects, or a redirect loop")]
+    Redirects(usize),
+    #[error("cannot read {path}: {detail}")]
+    File { path: String, detail: String },
+}
+
+impl FetchError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            FetchError::Timeout(_) => ErrorKind::Timeout,
+            FetchError::Dns { .. } => ErrorKind::Dns,
+            FetchError::Connect { .. } => ErrorKind::Connect,
+            FetchError::Tls { .. } => ErrorKind::Tls,
+            FetchError::Status { .. } => ErrorKind::HttpStatus,
+            FetchError::TooLarge { .. } => ErrorKind::TooLarge,
+            FetchError::Redirects(_) => ErrorKind::Redirects,
+            FetchError::File { .. } => ErrorKind::File,
+        }
+    }
+}
+
+/// A fetched document.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub body: Vec<u8>,
+    /// Where the body came from after redirects: the base for relative links.
+    pub url: Url,
+    pub content_type: Option<String>,
+    pub validators: Validators,
+}
+
+#[derive(Debug, Clone)]
+pub enum Fetched {
+    /// 304, or a file whose size and time have not changed: nothing to do.
+    NotModified,
+    Document(Document),
+}
+
+/// Fetches feed documents. Cheap to clone: clones share one connection pool.
+#[derive(Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    max_body: u64,
+    timeout: Duration,
+    max_redirects: usize,
+}
+
+impl Fetcher {
+    pub fn new(cfg: &PollConfig) -> anyhow::Result<Fetcher> {
+        // reqwest is built without a bundled crypto provider so that only
+        // `ring` is compiled; install it once. A second install fails
+        // harmlessly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT));
+        let client = reqwest::Client::builder()
+            .user_agent(cfg.user_agent.clone())
+            .default_headers(headers)
+            .connect_timeout(cfg.connect_timeout)
+            .timeout(cfg.timeout)
+            .redirect(reqwest::redirect::Policy::limited(cfg.max_redirects))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(Fetcher {
+            client,
+            max_body: cfg.max_body_bytes,
+            timeout: cfg.timeout,
+            max_redirects: cfg.max_redirects,
+        })
+    }
+
+    /// Fetches `source`, conditionally when `validators` are known.
+    pub async fn fetch(
+        &self,
+        source: &Source,
+        validators: &Validators,
+    ) -> Result<Fetched, FetchError> {
+        match source {
+            Source::Http(url) => self.fetch_http(url, validators).await,
+            Source::File(path) => {
+                let path = path.clone();
+                let validators = validators.clone();
+                let cap = self.max_body;
+                tokio::task::spawn_blocking(move || read_file(&path, &validators, cap))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(FetchError::File {
+                            path: String::new(),
+                            detail: e.to_string(),
+                        })
+                    })
+            }
+        }
+    }
+
+    async fn fetch_http(&self, url: &Url, validators: &Validators) -> Result<Fetched, FetchError> {
+        let mut req = self.client.get(url.clone());
+        if let Some(etag) = &validators.etag {
+            req = req.header(header::IF_NONE_MATCH, etag);
+        }
+        if let Some(lm) = &validators.last_modified {
+            req = req.header(header::IF_MODIFIED_SINCE, lm);
+        }
+        let mut resp = req.send().await.map_err(|e| self.classify(e, url))?;
+        let status = resp.status();
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(Fetched::NotModified);
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                status: status.as_u16(),
+                retry_after: header_string(resp.headers(), header::RETRY_AFTER),
+            });
+        }
+        if resp.content_length().is_some_and(|n| n > self.max_body) {
+            return Err(FetchError::TooLarge {
+                limit: self.max_body,
+            });
+        }
+        let final_url = resp.url().clone();
+        let validators = Validators {
+            etag: header_string(resp.headers(), header::ETAG),
+            last_modified: header_string(resp.headers(), header::LAST_MODIFIED),
+        };
+        let content_type = header_string(resp.headers(), header::CONTENT_TYPE);
+        // Chunks arrive decompressed, so the cap holds against gzip bombs
+        // and endless bodies alike.
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.classify(e, url))? {
+            if (body.len() + chunk.len()) as u64 > self.max_body {
+                return Err(FetchError::TooLarge {
+                    limit: self.max_body,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Fetched::Document(Document {
+            body,
+            url: final_url,
+            content_type,
+            validators,
+        }))
+    }
+
+    fn classify(&self, e: reqwest::Error, url: &Url) -> FetchError {
+        let host = url.host_str().unwrap_or_default().to_string();
+        let detail = error_chain(&e);
+        let lower = detail.to_ascii_lowercase();
+        if e.is_timeout() {
+            FetchError::Timeout(self.timeout)
+        } else if e.is_redirect() {
+            FetchError::Redirects(self.max_redirects)
+        } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
+            FetchError::Dns { host }
+        } else if lower.contains("certificate")
+            || lower.contains("tls")
+            || lower.contains("handshake")
+        {
+            FetchError::Tls { host, detail }
+        } else {
+            FetchError::Connect { host, detail }
+        }
+    }
+}
+
+/// The innermost causes are the useful ones ("connection refused"); the
+/// outer ones repeat the URL.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = Vec::new();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if !parts.contains(&s) {
+            parts.push(s);
+        }
+        cur = err.source();
+    }
+    if parts.is_empty() {
+        parts.push(e.to_string());
+    }
+    parts.join(": ")
+}
+
+fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Local files get validators from their size and modification time, so a
+/// demo feed that has not changed is skipped like a 304.
+fn read_file(
+    path: &std::path::Path,
+    validators: &Validators,
+    cap: u64,
+) -> Result<Fetched, FetchError> {
+    let err = |e: std::io::Error| FetchError::File {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    };
+    let file = std::fs::File::open(path).map_err(err)?;
+    let meta = file.metadata().map_err(err)?;
+    if meta.len() > cap {
+        return Err(FetchError::TooLarge { limit: cap });
+    }
+    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let stamp = modified
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let etag = format!("\"{:x}-{:x}\"", meta.len(), stamp.as_nanos());
+    if validators.etag.as_deref() == Some(etag.as_str()) {
+        return Ok(Fetched::NotModified);
+    }
+    let mut body = Vec::with_capacity(meta.len() as usize);
+    // `take` guards against a file that grows while it is read.
+    file.take(cap + 1).read_to_end(&mut body).map_err(err)?;
+    if body.len() as u64 > cap {
+        return Err(FetchError::TooLarge { limit: cap });
+    }
+    let last_modified = chrono::DateTime::<chrono::Utc>::from(modified)
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    Ok(Fetched::Document(Document {
+        body,
+        url: Url::from_file_path(path).unwrap_or_else(|_| Url::parse("file:///").expect("static")),
+        content_type: None,
+        validators: Validators {
+            etag: Some(etag),
+            last_modified: Some(last_modified),
+        },
+    }))
+}

@@ -1,0 +1,264 @@
+//! Plain data handed between the pipeline stages. Depends on nothing but
+//! serde and chrono, so every stage can use it and none owns it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A point in time, always UTC.
+pub type Timestamp = DateTime<Utc>;
+
+/// One entry of a feed document as the parser saw it, before identity and
+/// dedupe: links are absolute, text fields are what the feed said.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParsedEntry {
+    /// The feed's own id (`<guid>`, Atom `<id>`, JSON `id`), if it gave one.
+    pub guid: Option<String>,
+    /// Plain-text title (markup removed, entities decoded).
+    pub title: String,
+    /// The article link, absolute; `feedburner:origLink` when present.
+    pub link: Option<String>,
+    pub authors: Vec<String>,
+    /// HTML, as the feed gave it; sanitized only when rendered.
+    pub summary: Option<String>,
+    pub content: Option<String>,
+    pub published: Option<Timestamp>,
+    pub updated: Option<Timestamp>,
+    pub categories: Vec<String>,
+    pub image: Option<String>,
+    pub comments: CommentInfo,
+}
+
+/// What a feed said about the conversation around one story.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CommentInfo {
+    /// `None` when no source stated a count: unknown is not zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// The HTML page where the comments are read (RSS `<comments>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_url: Option<String>,
+    /// The story's own comment feed (`wfw:commentRss`, Atom `replies`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feed_url: Option<String>,
+}
+
+/// A parsed feed document.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParsedFeed {
+    pub title: Option<String>,
+    pub site_link: Option<String>,
+    pub entries: Vec<ParsedEntry>,
+}
+
+/// An entry after normalization: it knows its identity keys but not yet
+/// whether the store has seen it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// The id this entry gets if the store has never seen it.
+    pub fresh_id: ItemId,
+    /// Canonical link: the cross-feed dedupe key.
+    pub canonical_link: Option<String>,
+    pub entry: ParsedEntry,
+}
+
+/// A stable item id: 16 bytes derived from the item's identity, never random.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct ItemId(pub [u8; 16]);
+
+impl ItemId {
+    pub fn to_hex(&self) -> String {
+        let mut s = String::with_capacity(32);
+        for b in self.0 {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+
+    pub fn from_hex(s: &str) -> Option<ItemId> {
+        if s.len() != 32 || !s.is_ascii() {
+            return None;
+        }
+        let mut out = [0u8; 16];
+        for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+            let pair = std::str::from_utf8(chunk).ok()?;
+            out[i] = u8::from_str_radix(pair, 16).ok()?;
+        }
+        Some(ItemId(out))
+    }
+
+    /// The id as a URN (`urn:uuid:` form), for Atom `<id>` and RSS `<guid>`.
+    pub fn urn(&self) -> String {
+        let h = self.to_hex();
+        format!(
+            "urn:uuid:{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
+    }
+}
+
+impl std::fmt::Display for ItemId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl From<ItemId> for String {
+    fn from(id: ItemId) -> String {
+        id.to_hex()
+    }
+}
+
+impl TryFrom<String> for ItemId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        ItemId::from_hex(&s).ok_or_else(|| format!("not an item id: {s:?}"))
+    }
+}
+
+/// A story as stored and republished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub id: ItemId,
+    /// The feed that first brought the story; it keeps it.
+    pub feed: String,
+    /// Other feeds that carried the same story (same canonical link).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_in: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guid: Option<String>,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authors: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<Timestamp>,
+    /// When Paddock first stored the story; never changes afterwards.
+    pub first_seen: Timestamp,
+    /// When a poll last changed the story.
+    pub last_changed: Timestamp,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub comments: CommentInfo,
+}
+
+impl Item {
+    /// The time the merged outputs sort by: the stated publication time,
+    /// but never later than when Paddock first saw the story, so a feed that
+    /// dates its items in the future cannot pin them to the top.
+    pub fn sort_time(&self) -> Timestamp {
+        match self.published.or(self.updated) {
+            Some(p) if p < self.first_seen => p,
+            _ => self.first_seen,
+        }
+    }
+
+    /// Every feed that carried this story, the owner first.
+    pub fn feeds(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.feed.as_str()).chain(self.also_in.iter().map(String::as_str))
+    }
+}
+
+/// A feed's validators for conditional GET, stored exactly as received.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validators {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+}
+
+/// The small set of ways a poll fails, each with a sentence for operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    Timeout,
+    Connect,
+    Dns,
+    Tls,
+    HttpStatus,
+    TooLarge,
+    Redirects,
+    NotAFeed,
+    Parse,
+    File,
+    Store,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Dns => "dns",
+            ErrorKind::Tls => "tls",
+            ErrorKind::HttpStatus => "http_status",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::Redirects => "redirects",
+            ErrorKind::NotAFeed => "not_a_feed",
+            ErrorKind::Parse => "parse",
+            ErrorKind::File => "file",
+            ErrorKind::Store => "store",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+/// A recorded poll failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollFailure {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub at: Timestamp,
+}
+
+/// What Paddock remembers about one feed between polls.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FeedState {
+    #[serde(default)]
+    pub validators: Validators,
+    /// The feed's own title, from its last good document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_link: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<PollFailure>,
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_poll: Option<Timestamp>,
+}
+
+/// What one ingest changed, so later stages only do new work.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    pub new: Vec<ItemId>,
+    pub updated: Vec<ItemId>,
+    pub unchanged: usize,
+}

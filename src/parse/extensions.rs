@@ -1,0 +1,243 @@
+//! A second, namespace-aware pass over XML feeds for what feed-rs drops:
+//! `slash:comments`, RFC 4685 threading (`thr:total`, `thr:count` on
+//! `replies` links, `thr:in-reply-to`) and `feedburner:origLink`.
+//! Elements are matched by namespace URI, never by prefix.
+
+use quick_xml::NsReader;
+use quick_xml::encoding::DecodingReader;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::{ResolveResult, ResolveResult::Bound};
+
+const NS_SLASH: &str = "http://purl.org/rss/1.0/modules/slash/";
+const NS_THREAD: &str = "http://purl.org/syndication/thread/1.0";
+const NS_FEEDBURNER: &str = "http://rssnamespace.org/feedburner/ext/1.0";
+const NS_ATOM: &str = "http://www.w3.org/2005/Atom";
+const NS_WFW: &str = "http://wellformedweb.org/CommentAPI/";
+
+/// What the extension pass found for one entry, in document order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryExtensions {
+    pub orig_link: Option<String>,
+    /// `slash:comments`, `thr:total` or the `thr:count` of a replies link.
+    pub comment_count: Option<u32>,
+    /// An Atom `replies` link of a feed type, or `wfw:commentRss`.
+    pub comment_feed: Option<String>,
+    /// RFC 4685 `thr:in-reply-to`: the `ref` (id of the parent) and `href`.
+    pub in_reply_to: Vec<InReplyTo>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InReplyTo {
+    pub reference: String,
+    pub href: Option<String>,
+}
+
+/// The element whose text is being collected.
+#[derive(Clone, Copy, PartialEq)]
+enum Capture {
+    SlashComments,
+    ThrTotal,
+    OrigLink,
+    CommentRss,
+}
+
+/// Scans an XML feed; returns one record per `item`/`entry`, in order.
+/// Errors mean the XML is broken, which feed-rs reports better, so they end
+/// the scan and return what was found so far.
+pub fn scan(xml: &[u8]) -> Vec<EntryExtensions> {
+    let mut reader = NsReader::from_reader(DecodingReader::new(xml));
+    reader.config_mut().expand_empty_elements = true;
+    let mut buf = Vec::new();
+    let mut entries: Vec<EntryExtensions> = Vec::new();
+    let mut depth = 0usize;
+    let mut entry_depth: Option<usize> = None;
+    let mut capture: Option<Capture> = None;
+    let mut text = String::new();
+
+    loop {
+        let (ns, event) = match reader.read_resolved_event_into(&mut buf) {
+            Ok(ok) => ok,
+            Err(_) => break,
+        };
+        match event {
+            Event::Decl(ref decl) => {
+                if let Some(enc) = decl.encoder() {
+                    reader.get_mut().set_encoding(enc);
+                }
+            }
+            Event::Start(ref e) => {
+                depth += 1;
+                let local = e.local_name();
+                let local = local.as_ref();
+                match entry_depth {
+                    None if local == "item" || (local == "entry" && is(&ns, NS_ATOM)) => {
+                        entry_depth = Some(depth);
+                        entries.push(EntryExtensions::default());
+                    }
+                    Some(d) if depth == d + 1 => {
+                        let current = entries.last_mut().expect("inside an entry");
+                        capture = match (&ns, local) {
+                            (Bound(n), "comments") if n.as_ref() == NS_SLASH => {
+                                Some(Capture::SlashComments)
+                            }
+                            (Bound(n), "total") if n.as_ref() == NS_THREAD => {
+                                Some(Capture::ThrTotal)
+                            }
+                            (Bound(n), "origLink") if n.as_ref() == NS_FEEDBURNER => {
+                                Some(Capture::OrigLink)
+                            }
+                            (Bound(n), "commentRss" | "commentRSS") if n.as_ref() == NS_WFW => {
+                                Some(Capture::CommentRss)
+                            }
+                            (Bound(n), "in-reply-to") if n.as_ref() == NS_THREAD => {
+                                if let Some(r) = in_reply_to(&reader, e) {
+                                    current.in_reply_to.push(r);
+                                }
+                                None
+                            }
+                            (Bound(n), "link") if n.as_ref() == NS_ATOM => {
+                                replies_link(&reader, e, current);
+                                None
+                            }
+                            _ => None,
+                        };
+                        text.clear();
+                    }
+                    _ => {}
+                }
+            }
+            Event::Text(ref t) if capture.is_some() => text.push_str(t),
+            Event::CData(ref t) if capture.is_some() => text.push_str(t),
+            Event::GeneralRef(ref r) if capture.is_some() => {
+                if let Ok(Some(ch)) = r.resolve_char_ref() {
+                    text.push(ch);
+                } else if let Some(s) = quick_xml::escape::resolve_predefined_entity(r) {
+                    text.push_str(s);
+                }
+            }
+            Event::End(_) => {
+                if let (Some(c), Some(d)) = (capture.take(), entry_depth)
+                    && depth == d + 1
+                {
+                    let current = entries.last_mut().expect("inside an entry");
+                    let value = text.trim();
+                    match c {
+                        Capture::SlashComments | Capture::ThrTotal => {
+                            if let Ok(n) = value.parse::<u32>() {
+                                current.comment_count = Some(n);
+                            }
+                        }
+                        Capture::OrigLink if !value.is_empty() => {
+                            current.orig_link = Some(value.to_string())
+                        }
+                        Capture::CommentRss if !value.is_empty() => {
+                            current
+                                .comment_feed
+                                .get_or_insert_with(|| value.to_string());
+                        }
+                        _ => {}
+                    }
+                }
+                if entry_depth == Some(depth) {
+                    entry_depth = None;
+                }
+                depth = depth.saturating_sub(1);
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    entries
+}
+
+fn is(ns: &ResolveResult, uri: &str) -> bool {
+    matches!(ns, Bound(n) if n.as_ref() == uri)
+}
+
+fn attr<R>(reader: &NsReader<R>, e: &BytesStart, ns: Option<&str>, name: &str) -> Option<String> {
+    e.attributes().flatten().find_map(|a| {
+        let (resolved, local) = reader.resolver().resolve_attribute(a.key);
+        let ns_ok = match (ns, &resolved) {
+            (None, ResolveResult::Unbound) => true,
+            (Some(want), Bound(n)) => n.as_ref() == want,
+            _ => false,
+        };
+        (ns_ok && local.as_ref() == name)
+            .then(|| {
+                a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .ok()
+                    .map(|v| v.trim().to_string())
+            })
+            .flatten()
+    })
+}
+
+fn in_reply_to<R>(reader: &NsReader<R>, e: &BytesStart) -> Option<InReplyTo> {
+    let reference = attr(reader, e, None, "ref")?;
+    Some(InReplyTo {
+        reference,
+        href: attr(reader, e, None, "href"),
+    })
+}
+
+fn replies_link<R>(reader: &NsReader<R>, e: &BytesStart, out: &mut EntryExtensions) {
+    if attr(reader, e, None, "rel").as_deref() != Some("replies") {
+        return;
+    }
+    if let Some(n) = attr(reader, e, Some(NS_THREAD), "count").and_then(|c| c.parse().ok()) {
+        // `thr:total` on the entry wins over a link's count.
+        out.comment_count.get_or_insert(n);
+    }
+    let is_feed = attr(reader, e, None, "type").is_some_and(|t| {
+        let t = t.to_ascii_lowercase();
+        t.contains("atom") || t.contains("rss") || t.contains("xml") || t.contains("json")
+    });
+    if is_feed && let Some(href) = attr(reader, e, None, "href") {
+        out.comment_feed.get_or_insert(href);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_namespaces_not_prefixes() {
+        let xml = br#"<?xml version="1.0"?>
+<rss xmlns:s="http://purl.org/rss/1.0/modules/slash/" xmlns:slash="urn:not-slash"
+     xmlns:fb="http://rssnamespace.org/feedburner/ext/1.0"><channel>
+  <item><s:comments>4</s:comments><fb:origLink>https://a.example/x?a=1&amp;b=2</fb:origLink></item>
+  <item><slash:comments>9</slash:comments></item>
+</channel></rss>"#;
+        let found = scan(xml);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].comment_count, Some(4));
+        assert_eq!(
+            found[0].orig_link.as_deref(),
+            Some("https://a.example/x?a=1&b=2")
+        );
+        assert_eq!(
+            found[1].comment_count, None,
+            "wrong namespace must not count"
+        );
+    }
+
+    #[test]
+    fn reads_atom_threading() {
+        let xml = br#"<feed xmlns="http://www.w3.org/2005/Atom" xmlns:t="http://purl.org/syndication/thread/1.0">
+  <entry><id>a</id><link rel="replies" type="application/atom+xml" href="https://b.example/a/feed" t:count="7"/></entry>
+  <entry><id>b</id><t:total>3</t:total><link rel="replies" type="text/html" href="https://b.example/b#c" t:count="2"/></entry>
+  <entry><id>c</id><t:in-reply-to ref="a" href="https://b.example/a"/></entry>
+</feed>"#;
+        let found = scan(xml);
+        assert_eq!(found[0].comment_count, Some(7));
+        assert_eq!(
+            found[0].comment_feed.as_deref(),
+            Some("https://b.example/a/feed")
+        );
+        assert_eq!(found[1].comment_count, Some(3));
+        assert_eq!(found[1].comment_feed, None);
+        assert_eq!(found[2].in_reply_to[0].reference, "a");
+    }
+}

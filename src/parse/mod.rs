@@ -1,0 +1,244 @@
+//! Bytes to model. The only module that knows feed-rs and quick-xml.
+//! Pure: no I/O, no clock.
+
+mod extensions;
+
+pub use extensions::{EntryExtensions, InReplyTo};
+
+use feed_rs::model::{Entry, LinkTarget, Text};
+use url::Url;
+
+use crate::model::{CommentInfo, ParsedEntry, ParsedFeed};
+use crate::text::html_to_text;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("the document is an HTML page, not a feed; the feed URL may have moved")]
+    NotAFeed,
+    #[error("the document is not a readable feed: {0}")]
+    Invalid(String),
+}
+
+/// Parses a feed document from its raw bytes: the XML prolog, not a
+/// header, decides the encoding. `base` resolves relative links.
+pub fn parse_feed(
+    body: &[u8],
+    base: &Url,
+    content_type: Option<&str>,
+) -> Result<ParsedFeed, ParseError> {
+    if looks_like_html(body) {
+        return Err(ParseError::NotAFeed);
+    }
+    let parser = feed_rs::parser::Builder::new()
+        .base_uri(Some(base.as_str()))
+        // feed-rs would invent an id for entries without one (random for
+        // some formats); an empty id tells normalize to derive its own.
+        .id_generator(|_, _, _| String::new())
+        .build();
+    let feed = parser.parse(body).map_err(|e| {
+        if content_type.is_some_and(|ct| ct.to_ascii_lowercase().contains("html")) {
+            ParseError::NotAFeed
+        } else {
+            ParseError::Invalid(e.to_string())
+        }
+    })?;
+    let is_xml = body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{');
+    let extensions = if is_xml {
+        extensions::scan(body)
+    } else {
+        Vec::new()
+    };
+    // Join the two passes by position; if they disagree on the number of
+    // entries (a document feed-rs repaired), drop the extension data rather
+    // than attach it to the wrong stories.
+    let extensions = (extensions.len() == feed.entries.len()).then_some(extensions);
+
+    let site_link = feed
+        .links
+        .iter()
+        .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
+        .map(|l| resolve(base, &l.href));
+    let entries = feed
+        .entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let ext = extensions.as_ref().and_then(|x| x.get(i));
+            entry(e, ext, base)
+        })
+        .collect();
+    Ok(ParsedFeed {
+        title: feed.title.map(|t| text(&t)).filter(|t| !t.is_empty()),
+        site_link,
+        entries,
+    })
+}
+
+/// Parses a comment feed: the same as a feed, plus each entry's
+/// `thr:in-reply-to` references.
+pub fn parse_with_replies(
+    body: &[u8],
+    base: &Url,
+    content_type: Option<&str>,
+) -> Result<(ParsedFeed, Vec<Vec<InReplyTo>>), ParseError> {
+    let feed = parse_feed(body, base, content_type)?;
+    let mut refs: Vec<Vec<InReplyTo>> = extensions::scan(body)
+        .into_iter()
+        .map(|e| e.in_reply_to)
+        .collect();
+    refs.resize(feed.entries.len(), Vec::new());
+    Ok((feed, refs))
+}
+
+fn entry(e: Entry, ext: Option<&EntryExtensions>, base: &Url) -> ParsedEntry {
+    let mut comments = CommentInfo::default();
+    let mut link = None;
+    for l in &e.links {
+        match (&l.target, l.rel.as_deref()) {
+            (Some(LinkTarget::Comments), _) => {
+                comments
+                    .page_url
+                    .get_or_insert_with(|| resolve(base, &l.href));
+            }
+            (Some(LinkTarget::CommentsFeed), _) => {
+                comments
+                    .feed_url
+                    .get_or_insert_with(|| resolve(base, &l.href));
+            }
+            (None, None | Some("alternate")) if link.is_none() => {
+                link = Some(resolve(base, &l.href));
+            }
+            (None, Some("replies")) => {
+                let is_feed = l.media_type.as_deref().is_some_and(|t| !t.contains("html"));
+                let slot = if is_feed {
+                    &mut comments.feed_url
+                } else {
+                    &mut comments.page_url
+                };
+                slot.get_or_insert_with(|| resolve(base, &l.href));
+            }
+            _ => {}
+        }
+    }
+    if let Some(ext) = ext {
+        if let Some(orig) = &ext.orig_link {
+            link = Some(resolve(base, orig));
+        }
+        comments.count = ext.comment_count;
+        if let Some(f) = &ext.comment_feed {
+            comments.feed_url.get_or_insert_with(|| resolve(base, f));
+        }
+    }
+    let image = e
+        .media
+        .iter()
+        .flat_map(|m| m.thumbnails.iter().map(|t| t.image.uri.clone()))
+        .chain(e.media.iter().flat_map(|m| {
+            m.content
+                .iter()
+                .filter(|c| {
+                    c.content_type
+                        .as_ref()
+                        .is_some_and(|t| t.ty().as_str() == "image")
+                })
+                .filter_map(|c| c.url.as_ref().map(|u| u.to_string()))
+        }))
+        .next()
+        .map(|u| resolve(base, &u));
+    let guid = Some(e.id.trim().to_string()).filter(|g| !g.is_empty());
+    ParsedEntry {
+        guid,
+        title: e.title.as_ref().map(text).unwrap_or_default(),
+        link,
+        authors: e
+            .authors
+            .iter()
+            .filter_map(|p| p.name.clone().or_else(|| p.email.clone()))
+            .map(|n| html_to_text(&n))
+            .filter(|n| !n.is_empty())
+            .collect(),
+        summary: e
+            .summary
+            .map(|s| s.content)
+            .filter(|s| !s.trim().is_empty()),
+        content: e
+            .content
+            .and_then(|c| c.body)
+            .filter(|s| !s.trim().is_empty()),
+        published: e.published.or(e.updated),
+        updated: e.updated,
+        categories: e
+            .categories
+            .iter()
+            .map(|c| c.label.clone().unwrap_or_else(|| c.term.clone()))
+            .map(|c| html_to_text(&c))
+            .filter(|c| !c.is_empty())
+            .collect(),
+        image,
+        comments,
+    }
+}
+
+/// Titles end up as plain text whatever the feed declared: RSS titles
+/// routinely carry entities and stray markup.
+fn text(t: &Text) -> String {
+    html_to_text(&t.content)
+}
+
+fn resolve(base: &Url, href: &str) -> String {
+    let href = href.trim();
+    match base.join(href) {
+        Ok(u) => u.to_string(),
+        Err(_) => href.to_string(),
+    }
+}
+
+fn looks_like_html(body: &[u8]) -> bool {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(body.len());
+    let head: Vec<u8> = body[start..]
+        .iter()
+        .take(15)
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    head.starts_with(b"<!doctype html") || head.starts_with(b"<html")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Url {
+        Url::parse("https://cars.example/feed/").unwrap()
+    }
+
+    #[test]
+    fn html_pages_are_not_feeds() {
+        let page = b"\n  <!DOCTYPE html><html><head><title>Cars</title></head><body></body></html>";
+        assert!(matches!(
+            parse_feed(page, &base(), None),
+            Err(ParseError::NotAFeed)
+        ));
+    }
+
+    #[test]
+    fn garbage_is_an_invalid_feed() {
+        let err = parse_feed(b"<rss><channel><item><title>cut", &base(), None).unwrap_err();
+        assert!(matches!(err, ParseError::Invalid(_)), "{err:?}");
+    }
+
+    #[test]
+    fn entries_without_ids_get_none_not_an_invented_id() {
+        let rss = br#"<rss version="2.0"><channel><title>T</title>
+<item><title>No guid</title><link>/2026/11/story</link></item></channel></rss>"#;
+        let feed = parse_feed(rss, &base(), None).unwrap();
+        assert_eq!(feed.entries[0].guid, None);
+        assert_eq!(
+            feed.entries[0].link.as_deref(),
+            Some("https://cars.example/2026/11/story")
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! Polling: `refresh` runs the pipeline for one feed, `schedule` decides
+//! when and how many at once, and [`Poller`] runs one task per feed for the
+//! daemon or polls a set of feeds once for `paddock poll`.
+
+mod refresh;
+pub mod schedule;
+
+pub use refresh::{Outcome, PollError, PollReport, refresh_feed};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::FeedConfig;
+use crate::fetch::Fetcher;
+use crate::model::{ErrorKind, PollFailure};
+use crate::store::Store;
+use schedule::Limits;
+
+/// Everything one poll needs; cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    pub store: Arc<Store>,
+    pub fetcher: Fetcher,
+    pub limits: Arc<Limits>,
+}
+
+impl Pipeline {
+    /// Polls one feed inside the fetch limits. The poll runs as its own
+    /// task, so a panic in it becomes a recorded failure of that feed only.
+    pub async fn poll(&self, feed: &FeedConfig) -> PollReport {
+        let _permits = self.limits.acquire(&feed.source.host_key()).await;
+        let (store, fetcher, cfg) = (self.store.clone(), self.fetcher.clone(), feed.clone());
+        let task = tokio::spawn(async move { refresh_feed(&store, &fetcher, &cfg).await });
+        match task.await {
+            Ok(report) => report,
+            Err(e) => self.record_crash(feed, e.to_string()),
+        }
+    }
+
+    /// Polls every feed given once, all at the same time within the limits;
+    /// `done` sees each report as it arrives. Reports come back in the
+    /// order of `feeds`.
+    pub async fn poll_all(
+        &self,
+        feeds: &[FeedConfig],
+        done: impl Fn(&PollReport),
+    ) -> Vec<PollReport> {
+        let mut set = tokio::task::JoinSet::new();
+        for (i, feed) in feeds.iter().cloned().enumerate() {
+            let me = self.clone();
+            set.spawn(async move { (i, me.poll(&feed).await) });
+        }
+        let mut reports: Vec<Option<PollReport>> = vec![None; feeds.len()];
+        while let Some(joined) = set.join_next().await {
+            if let Ok((i, report)) = joined {
+                done(&report);
+                reports[i] = Some(report);
+            }
+        }
+        reports.into_iter().flatten().collect()
+    }
+
+    fn record_crash(&self, feed: &FeedConfig, why: String) -> PollReport {
+        let now = chrono::Utc::now();
+        let mut state = self.store.feed_state(&feed.id).unwrap_or_default();
+        state.consecutive_failures += 1;
+        let failure = PollFailure {
+            kind: ErrorKind::Internal,
+            message: format!("the poll stopped unexpectedly: {why}"),
+            at: now,
+        };
+        state.last_error = Some(failure.clone());
+        let next = schedule::next_poll(now, feed.interval, state.consecutive_failures);
+        state.next_poll = Some(next);
+        let _ = self.store.put_feed_state(&feed.id, &state);
+        tracing::error!(feed = %feed.id, %why, "poll crashed");
+        PollReport {
+            feed: feed.id.clone(),
+            outcome: Outcome::Failed(failure),
+            elapsed: Duration::ZERO,
+            next_poll: next,
+        }
+    }
+}
+
+/// The daemon's polling: one task per enabled feed, each sleeping until
+/// its feed is due. [`Poller::apply`] reconciles the tasks with a new feed
+/// list, so a config reload starts, stops or restarts only what changed.
+pub struct Poller {
+    pipeline: Pipeline,
+    tasks: HashMap<String, (FeedConfig, CancellationToken)>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Poller {
+    pub fn new(pipeline: Pipeline, shutdown: CancellationToken) -> Poller {
+        Poller {
+            pipeline,
+            tasks: HashMap::new(),
+            tracker: TaskTracker::new(),
+            shutdown,
+        }
+    }
+
+    pub fn apply(&mut self, feeds: &[FeedConfig]) {
+        let wanted: HashMap<&str, &FeedConfig> = feeds
+            .iter()
+            .filter(|f| f.enabled)
+            .map(|f| (f.id.as_str(), f))
+            .collect();
+        self.tasks.retain(|id, (cfg, token)| {
+            let keep = wanted.get(id.as_str()).is_some_and(|w| *w == cfg);
+            if !keep {
+                token.cancel();
+            }
+            keep
+        });
+        for (id, feed) in wanted {
+            if self.tasks.contains_key(id) {
+                continue;
+            }
+            let token = self.shutdown.child_token();
+            self.tracker
+                .spawn(run_feed(self.pipeline.clone(), feed.clone(), token.clone()));
+            self.tasks.insert(id.to_string(), (feed.clone(), token));
+        }
+    }
+
+    /// Stops scheduling and waits up to `grace` for polls in flight.
+    /// Returns whether they all finished.
+    pub async fn stop(self, grace: Duration) -> bool {
+        self.shutdown.cancel();
+        self.tracker.close();
+        tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
+    }
+}
+
+async fn run_feed(pipeline: Pipeline, feed: FeedConfig, cancel: CancellationToken) {
+    loop {
+        let state = pipeline.store.feed_state(&feed.id).unwrap_or_default();
+        let wait = state
+            .next_poll
+            .and_then(|t| (t - chrono::Utc::now()).to_std().ok())
+            .unwrap_or(Duration::ZERO);
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        // A poll that has started is let finish: its writes are one batch,
+        // and shutdown waits for it within its grace period.
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = pipeline.poll(&feed) => {}
+        }
+    }
+}

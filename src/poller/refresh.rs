@@ -1,0 +1,152 @@
+//! One feed, the whole pipeline, top to bottom.
+
+use std::time::Instant;
+
+use crate::config::FeedConfig;
+use crate::fetch::{FetchError, Fetched, Fetcher};
+use crate::model::{ErrorKind, FeedState, PollFailure, Timestamp};
+use crate::parse::{self, ParseError};
+use crate::store::{Store, StoreError};
+use crate::{normalize, poller::schedule};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the poll stopped unexpectedly: {0}")]
+    Internal(String),
+}
+
+impl PollError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PollError::Fetch(e) => e.kind(),
+            PollError::Parse(ParseError::NotAFeed) => ErrorKind::NotAFeed,
+            PollError::Parse(ParseError::Invalid(_)) => ErrorKind::Parse,
+            PollError::Store(_) => ErrorKind::Store,
+            PollError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// What one poll of one feed did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    NotModified,
+    Stored {
+        new: usize,
+        updated: usize,
+        unchanged: usize,
+    },
+    Failed(PollFailure),
+}
+
+#[derive(Debug, Clone)]
+pub struct PollReport {
+    pub feed: String,
+    pub outcome: Outcome,
+    pub elapsed: std::time::Duration,
+    pub next_poll: Timestamp,
+}
+
+/// Polls one feed: conditional fetch, parse, normalize, store. Every
+/// outcome, failures included, is recorded in the feed's state with the
+/// time of its next poll.
+pub async fn refresh_feed(store: &Store, fetcher: &Fetcher, feed: &FeedConfig) -> PollReport {
+    let started = Instant::now();
+    let now = chrono::Utc::now();
+    let mut state = store.feed_state(&feed.id).unwrap_or_default();
+    state.last_attempt = Some(now);
+
+    // `poll` works on a copy so that a failure half-way leaves nothing of
+    // the attempt but the failure itself.
+    let mut attempt = state.clone();
+    let outcome = match poll(store, fetcher, feed, &mut attempt, now).await {
+        Ok(outcome) => {
+            state = attempt;
+            outcome
+        }
+        Err(e) => {
+            let failure = PollFailure {
+                kind: e.kind(),
+                message: e.to_string(),
+                at: now,
+            };
+            state.consecutive_failures += 1;
+            state.last_error = Some(failure.clone());
+            state.next_poll = Some(schedule::next_poll(
+                now,
+                feed.interval,
+                state.consecutive_failures,
+            ));
+            if let Err(e) = store.put_feed_state(&feed.id, &state) {
+                tracing::error!(feed = %feed.id, error = %e, "could not record the failed poll");
+            }
+            Outcome::Failed(failure)
+        }
+    };
+    let report = PollReport {
+        feed: feed.id.clone(),
+        outcome,
+        elapsed: started.elapsed(),
+        next_poll: state.next_poll.unwrap_or(now),
+    };
+    log(&report);
+    report
+}
+
+async fn poll(
+    store: &Store,
+    fetcher: &Fetcher,
+    feed: &FeedConfig,
+    state: &mut FeedState,
+    now: Timestamp,
+) -> Result<Outcome, PollError> {
+    let fetched = fetcher.fetch(&feed.source, &state.validators).await?;
+    let doc = match fetched {
+        Fetched::NotModified => {
+            succeed(state, feed, now);
+            store.put_feed_state(&feed.id, state)?;
+            return Ok(Outcome::NotModified);
+        }
+        Fetched::Document(doc) => doc,
+    };
+    let parsed = parse::parse_feed(&doc.body, &doc.url, doc.content_type.as_deref())?;
+    let candidates = normalize::candidates(&feed.id, parsed.entries);
+    succeed(state, feed, now);
+    state.validators = doc.validators;
+    state.title = parsed.title.or(state.title.take());
+    state.site_link = parsed.site_link.or(state.site_link.take());
+    let report = store.ingest(&feed.id, candidates, state, now)?;
+    Ok(Outcome::Stored {
+        new: report.new.len(),
+        updated: report.updated.len(),
+        unchanged: report.unchanged,
+    })
+}
+
+fn succeed(state: &mut FeedState, feed: &FeedConfig, now: Timestamp) {
+    state.last_success = Some(now);
+    state.last_error = None;
+    state.consecutive_failures = 0;
+    state.next_poll = Some(schedule::next_poll(now, feed.interval, 0));
+}
+
+fn log(r: &PollReport) {
+    let ms = r.elapsed.as_millis() as u64;
+    match &r.outcome {
+        Outcome::NotModified => tracing::info!(feed = %r.feed, ms, "not modified"),
+        Outcome::Stored {
+            new,
+            updated,
+            unchanged,
+        } => tracing::info!(feed = %r.feed, new, updated, unchanged, ms, "stored"),
+        Outcome::Failed(f) => {
+            tracing::warn!(feed = %r.feed, kind = f.kind.as_str(), error = %f.message, ms, "poll failed")
+        }
+    }
+}

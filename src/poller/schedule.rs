@@ -1,0 +1,124 @@
+//! Who is polled when: each feed on its own interval with jitter,
+//! exponential backoff after failures, and the global and per-host limits
+//! on fetches in flight.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::model::Timestamp;
+
+/// Backoff never waits longer than this between two attempts, so a feed
+/// that failed for a while is never dead for good.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
+/// Each wait is stretched or shrunk by up to this fraction, so feeds
+/// configured alike do not all fire in the same second.
+pub const JITTER: f64 = 0.1;
+
+/// When to poll next: one interval after a success; after `failures`
+/// failures in a row, the interval doubled per failure up to
+/// [`MAX_BACKOFF`] (or the interval itself, if that is longer).
+pub fn next_poll(now: Timestamp, interval: Duration, failures: u32) -> Timestamp {
+    let base = if failures == 0 {
+        interval
+    } else {
+        let factor = 1u32 << (failures - 1).min(16);
+        interval
+            .saturating_mul(factor)
+            .min(MAX_BACKOFF.max(interval))
+    };
+    let jitter = 1.0 + JITTER * (2.0 * fastrand::f64() - 1.0);
+    let wait = base.mul_f64(jitter);
+    now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::days(1))
+}
+
+/// Fetches in flight: at most `global` in all and `per_host` per host.
+pub struct Limits {
+    global: Arc<Semaphore>,
+    per_host: usize,
+    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// Held while a fetch is in flight.
+pub struct Permits {
+    _host: OwnedSemaphorePermit,
+    _global: OwnedSemaphorePermit,
+}
+
+impl Limits {
+    pub fn new(global: usize, per_host: usize) -> Limits {
+        Limits {
+            global: Arc::new(Semaphore::new(global)),
+            per_host,
+            hosts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits for a slot for `host`. The host slot is taken first, so a
+    /// feed waiting on a busy host does not hold a global slot meanwhile.
+    pub async fn acquire(&self, host: &str) -> Permits {
+        let host_sem = {
+            let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+            hosts
+                .entry(host.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_host)))
+                .clone()
+        };
+        let host = host_sem
+            .acquire_owned()
+            .await
+            .expect("semaphores are never closed");
+        let global = self
+            .global
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphores are never closed");
+        Permits {
+            _host: host,
+            _global: global,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let now = chrono::Utc::now();
+        let interval = Duration::from_secs(600);
+        let wait = |failures| (next_poll(now, interval, failures) - now).num_seconds() as f64;
+        for (failures, expected) in [
+            (0, 600.0),
+            (1, 600.0),
+            (2, 1200.0),
+            (4, 4800.0),
+            (10, 86400.0),
+            (40, 86400.0),
+        ] {
+            let w = wait(failures);
+            assert!(
+                (expected * 0.89..=expected * 1.11).contains(&w),
+                "{failures} failures: waited {w}s, expected about {expected}s"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn per_host_limit_holds() {
+        let limits = Arc::new(Limits::new(10, 2));
+        let a = limits.acquire("a:80").await;
+        let _b = limits.acquire("a:80").await;
+        let other = tokio::time::timeout(Duration::from_millis(50), limits.acquire("b:80")).await;
+        assert!(other.is_ok(), "another host is not held up");
+        let third = tokio::time::timeout(Duration::from_millis(50), limits.acquire("a:80")).await;
+        assert!(third.is_err(), "a third fetch to the same host waits");
+        drop(a);
+        let third = tokio::time::timeout(Duration::from_millis(500), limits.acquire("a:80")).await;
+        assert!(third.is_ok(), "and goes once a slot frees");
+    }
+}

@@ -1,0 +1,117 @@
+use serde::Serialize;
+
+use super::{Channel, Directory, feed_info, safe_html};
+use crate::model::{Item, Timestamp};
+
+/// A JSON Feed 1.1 document; Paddock's additions live under `_paddock`, as
+/// the spec asks of extensions.
+pub fn json_feed(channel: &Channel, items: &[Item], feeds: &Directory) -> String {
+    let doc = Doc {
+        version: "https://jsonfeed.org/version/1.1",
+        title: &channel.title,
+        home_page_url: &channel.home_url,
+        feed_url: &channel.self_url,
+        items: items.iter().map(|i| entry(i, feeds)).collect(),
+    };
+    serde_json::to_string_pretty(&doc).expect("plain data serializes")
+}
+
+#[derive(Serialize)]
+struct Doc<'a> {
+    version: &'static str,
+    title: &'a str,
+    home_page_url: &'a str,
+    feed_url: &'a str,
+    items: Vec<Entry<'a>>,
+}
+
+#[derive(Serialize)]
+struct Entry<'a> {
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    title: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_html: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    date_published: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    date_modified: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    authors: Vec<Author<'a>>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tags: &'a [String],
+    _paddock: Extension<'a>,
+}
+
+#[derive(Serialize)]
+struct Author<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct Extension<'a> {
+    feed: &'a str,
+    feed_title: String,
+    also_in: &'a [String],
+    first_seen: Timestamp,
+    comment_count: Option<u32>,
+    comments_url: Option<&'a str>,
+}
+
+fn entry<'a>(item: &'a Item, feeds: &Directory) -> Entry<'a> {
+    let content = item.content.as_deref().or(item.summary.as_deref());
+    Entry {
+        id: item.id.to_hex(),
+        url: item.link.as_deref(),
+        title: &item.title,
+        // JSON Feed requires content_html or content_text.
+        content_html: Some(content.map(safe_html).unwrap_or_default()),
+        summary: item
+            .summary
+            .as_deref()
+            .map(|s| crate::text::excerpt(&crate::text::html_to_text(s), 400)),
+        image: item.image.as_deref(),
+        date_published: item.published,
+        date_modified: item.updated,
+        authors: item.authors.iter().map(|a| Author { name: a }).collect(),
+        tags: &item.categories,
+        _paddock: Extension {
+            feed: &item.feed,
+            feed_title: feed_info(feeds, &item.feed).title,
+            also_in: &item.also_in,
+            first_seen: item.first_seen,
+            comment_count: item.comments.count,
+            comments_url: item
+                .comments
+                .page_url
+                .as_deref()
+                .or(item.comments.feed_url.as_deref()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    #[test]
+    fn json_feed_is_version_1_1_with_extensions() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&json_feed(&channel(), &[item()], &directory())).unwrap();
+        assert_eq!(doc["version"], "https://jsonfeed.org/version/1.1");
+        let i = &doc["items"][0];
+        assert_eq!(i["id"], "07070707070707070707070707070707");
+        assert_eq!(i["_paddock"]["feed"], "ttac");
+        assert_eq!(i["_paddock"]["feed_title"], "The Truth About Cars");
+        assert_eq!(i["_paddock"]["comment_count"], 4);
+        assert_eq!(i["_paddock"]["also_in"][0], "wire");
+        assert!(!i["content_html"].as_str().unwrap().contains("javascript:"));
+        assert_eq!(i["summary"], "Nissan’s upscale cars");
+    }
+}

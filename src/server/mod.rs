@@ -1,0 +1,32 @@
+//! HTTP with axum. [`router`] builds the whole app from its state, so tests
+//! drive it without a socket. The server only reads the store and renders;
+//! it never fetches.
+
+mod error;
+mod feeds;
+
+pub use error::ApiError;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::routing::get;
+
+use crate::config::Config;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    /// Swapped whole on reload; handlers take one snapshot per request.
+    pub config: Arc<ArcSwap<Config>>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(feeds::router())
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .with_state(state)
+}

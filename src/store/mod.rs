@@ -1,0 +1,309 @@
+//! The only module that knows sled. One tree, a documented key layout
+//! (`keys`), JSON values, a schema version checked at open, and one writer
+//! at a time so that a poll's lookups and its atomic batch see the same
+//! state.
+
+mod keys;
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::model::{Candidate, FeedState, IngestReport, Item, ItemId, Timestamp};
+
+/// Bumped whenever the key layout or a value's meaning changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the store at {path} is in use by another Paddock process (a running `paddock serve`?); stop it or point --config at another store"
+    )]
+    Locked { path: String },
+    #[error("cannot open the store at {path}: {detail}")]
+    Open { path: String, detail: String },
+    #[error(
+        "the store at {path} has schema version {found}, this Paddock reads version {expected}; use a matching Paddock or a fresh [storage].path"
+    )]
+    Schema {
+        path: String,
+        found: String,
+        expected: u32,
+    },
+    #[error("store I/O failed: {0}")]
+    Io(#[from] sled::Error),
+    #[error("a stored record could not be decoded: {0}")]
+    Codec(#[from] serde_json::Error),
+}
+
+pub struct Store {
+    db: sled::Db,
+    tree: sled::Tree,
+    /// sled batches are atomic but lookups before them are not; one writer
+    /// at a time keeps "is this story new?" and the write consistent. A std
+    /// mutex: it is held only around short synchronous sled calls.
+    writer: Mutex<()>,
+    /// Bumped on every change that an output could show.
+    generation: AtomicU64,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`, with sled's page cache capped
+    /// at `cache_bytes`.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        let shown = path.display().to_string();
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .flush_every_ms(Some(500))
+            .open()
+            .map_err(|e| match &e {
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    StoreError::Locked {
+                        path: shown.clone(),
+                    }
+                }
+                _ => StoreError::Open {
+                    path: shown.clone(),
+                    detail: e.to_string(),
+                },
+            })?;
+        let tree = db.open_tree("paddock")?;
+        match tree.get(keys::SCHEMA)? {
+            None => {
+                tree.insert(keys::SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
+            }
+            Some(v) if v.as_ref() == SCHEMA_VERSION.to_string().as_bytes() => {}
+            Some(v) => {
+                return Err(StoreError::Schema {
+                    path: shown,
+                    found: String::from_utf8_lossy(&v).into_owned(),
+                    expected: SCHEMA_VERSION,
+                });
+            }
+        }
+        Ok(Store {
+            db,
+            tree,
+            writer: Mutex::new(()),
+            generation: AtomicU64::new(1),
+        })
+    }
+
+    /// Changes whenever stored content that outputs show changes.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn feed_state(&self, feed: &str) -> Result<FeedState, StoreError> {
+        Ok(self.get(&keys::state(feed))?.unwrap_or_default())
+    }
+
+    /// Records a poll that stored nothing (a 304 or a failure).
+    pub fn put_feed_state(&self, feed: &str, state: &FeedState) -> Result<(), StoreError> {
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.tree
+            .insert(keys::state(feed), serde_json::to_vec(state)?)?;
+        self.bump();
+        Ok(())
+    }
+
+    pub fn item(&self, id: &ItemId) -> Result<Option<Item>, StoreError> {
+        self.get(&keys::item(id))
+    }
+
+    /// Stores one feed document's candidates and the feed's new state in
+    /// one atomic batch. A story already stored (same id, or same canonical
+    /// link through another feed) is updated in place and keeps its
+    /// `first_seen`; only the feed that owns it changes its content.
+    pub fn ingest(
+        &self,
+        feed: &str,
+        candidates: Vec<Candidate>,
+        state: &FeedState,
+        now: Timestamp,
+    ) -> Result<IngestReport, StoreError> {
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut batch = sled::Batch::default();
+        let mut report = IngestReport::default();
+        for c in candidates {
+            let existing = match self.item(&c.fresh_id)? {
+                Some(item) => Some(item),
+                None => match &c.canonical_link {
+                    Some(link) => match self.tree.get(keys::link(link))? {
+                        Some(id) => {
+                            self.item(&ItemId(id.as_ref().try_into().unwrap_or_default()))?
+                        }
+                        None => None,
+                    },
+                    None => None,
+                },
+            };
+            match existing {
+                None => {
+                    let item = new_item(feed, c, now);
+                    write_item(&mut batch, &item, None)?;
+                    report.new.push(item.id);
+                }
+                Some(old) => {
+                    let mut item = merge(old.clone(), feed, c);
+                    if item == old {
+                        report.unchanged += 1;
+                        continue;
+                    }
+                    item.last_changed = now;
+                    write_item(&mut batch, &item, Some(&old))?;
+                    report.updated.push(item.id);
+                }
+            }
+        }
+        batch.insert(keys::state(feed), serde_json::to_vec(state)?);
+        self.tree.apply_batch(batch)?;
+        self.bump();
+        Ok(report)
+    }
+
+    /// Stories newest first, skipping those `keep` rejects, at most `limit`.
+    pub fn latest(
+        &self,
+        limit: usize,
+        keep: impl Fn(&Item) -> bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        self.scan_index(keys::TIME, limit, keep)
+    }
+
+    /// One feed's stories (owned or also carried), newest first.
+    pub fn latest_in_feed(&self, feed: &str, limit: usize) -> Result<Vec<Item>, StoreError> {
+        self.scan_index(&keys::feed_prefix(feed), limit, |_| true)
+    }
+
+    /// How many stories a feed carries.
+    pub fn count_in_feed(&self, feed: &str) -> usize {
+        self.tree
+            .scan_prefix(keys::feed_prefix(feed))
+            .keys()
+            .count()
+    }
+
+    fn scan_index(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+        keep: impl Fn(&Item) -> bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for key in self.tree.scan_prefix(prefix).keys().rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let Some(id) = keys::id_suffix(&key?) else {
+                continue;
+            };
+            if let Some(item) = self.item(&id)?
+                && keep(&item)
+            {
+                out.push(item);
+            }
+        }
+        Ok(out)
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.tree.get(key)? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    Ok(serde_json::to_vec(value)?)
+}
+
+fn new_item(feed: &str, c: Candidate, now: Timestamp) -> Item {
+    let e = c.entry;
+    Item {
+        id: c.fresh_id,
+        feed: feed.to_string(),
+        also_in: Vec::new(),
+        guid: e.guid,
+        title: e.title,
+        link: e.link,
+        authors: e.authors,
+        summary: e.summary,
+        content: e.content,
+        published: e.published,
+        updated: e.updated,
+        first_seen: now,
+        last_changed: now,
+        categories: e.categories,
+        image: e.image,
+        comments: e.comments,
+    }
+}
+
+/// The story as the feed now tells it. Another feed carrying the same story
+/// only adds itself to `also_in`: letting two feeds rewrite one story would
+/// make it flip between their versions on every poll.
+fn merge(mut item: Item, feed: &str, c: Candidate) -> Item {
+    if item.feed != feed {
+        if !item.also_in.iter().any(|f| f == feed) {
+            item.also_in.push(feed.to_string());
+        }
+        return item;
+    }
+    let e = c.entry;
+    item.title = e.title;
+    item.link = e.link.or(item.link);
+    item.authors = e.authors;
+    item.summary = e.summary;
+    item.content = e.content;
+    item.published = e.published.or(item.published);
+    item.updated = e.updated.or(item.updated);
+    item.categories = e.categories;
+    item.image = e.image.or(item.image);
+    item.comments.count = e.comments.count.or(item.comments.count);
+    item.comments.page_url = e.comments.page_url.or(item.comments.page_url);
+    item.comments.feed_url = e.comments.feed_url.or(item.comments.feed_url);
+    item
+}
+
+/// Writes an item and its index entries, moving the time keys when the
+/// sort time changed.
+fn write_item(batch: &mut sled::Batch, item: &Item, old: Option<&Item>) -> Result<(), StoreError> {
+    let t = item.sort_time();
+    if let Some(old) = old {
+        let old_t = old.sort_time();
+        if old_t != t {
+            batch.remove(keys::by_time(old_t, &old.id));
+            for f in old.feeds() {
+                batch.remove(keys::by_feed(f, old_t, &old.id));
+            }
+        }
+    }
+    batch.insert(keys::item(&item.id), encode(item)?);
+    batch.insert(keys::by_time(t, &item.id), &[][..]);
+    for f in item.feeds() {
+        batch.insert(keys::by_feed(f, t, &item.id), &[][..]);
+    }
+    // `normalize` made the link canonical: it is the cross-feed key.
+    if let Some(link) = &item.link {
+        batch.insert(keys::link(link), &item.id.0[..]);
+    }
+    Ok(())
+}
