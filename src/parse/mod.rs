@@ -56,8 +56,8 @@ pub fn parse_feed(
     let site_link = feed
         .links
         .iter()
-        .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
-        .map(|l| resolve(base, &l.href));
+        .filter(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
+        .find_map(|l| resolve(base, &l.href));
     let entries = feed
         .entries
         .into_iter()
@@ -95,18 +95,14 @@ fn entry(e: Entry, ext: Option<&EntryExtensions>, base: &Url) -> ParsedEntry {
     let mut link = None;
     for l in &e.links {
         match (&l.target, l.rel.as_deref()) {
-            (Some(LinkTarget::Comments), _) => {
-                comments
-                    .page_url
-                    .get_or_insert_with(|| resolve(base, &l.href));
+            (Some(LinkTarget::Comments), _) if comments.page_url.is_none() => {
+                comments.page_url = resolve(base, &l.href);
             }
-            (Some(LinkTarget::CommentsFeed), _) => {
-                comments
-                    .feed_url
-                    .get_or_insert_with(|| resolve(base, &l.href));
+            (Some(LinkTarget::CommentsFeed), _) if comments.feed_url.is_none() => {
+                comments.feed_url = resolve(base, &l.href);
             }
             (None, None | Some("alternate")) if link.is_none() => {
-                link = Some(resolve(base, &l.href));
+                link = resolve(base, &l.href);
             }
             (None, Some("replies")) => {
                 let is_feed = l.media_type.as_deref().is_some_and(|t| !t.contains("html"));
@@ -115,18 +111,20 @@ fn entry(e: Entry, ext: Option<&EntryExtensions>, base: &Url) -> ParsedEntry {
                 } else {
                     &mut comments.page_url
                 };
-                slot.get_or_insert_with(|| resolve(base, &l.href));
+                if slot.is_none() {
+                    *slot = resolve(base, &l.href);
+                }
             }
             _ => {}
         }
     }
     if let Some(ext) = ext {
-        if let Some(orig) = &ext.orig_link {
-            link = Some(resolve(base, orig));
+        if let Some(orig) = ext.orig_link.as_deref().and_then(|o| resolve(base, o)) {
+            link = Some(orig);
         }
         comments.count = ext.comment_count;
-        if let Some(f) = &ext.comment_feed {
-            comments.feed_url.get_or_insert_with(|| resolve(base, f));
+        if comments.feed_url.is_none() {
+            comments.feed_url = ext.comment_feed.as_deref().and_then(|f| resolve(base, f));
         }
     }
     let image = e
@@ -143,8 +141,7 @@ fn entry(e: Entry, ext: Option<&EntryExtensions>, base: &Url) -> ParsedEntry {
                 })
                 .filter_map(|c| c.url.as_ref().map(|u| u.to_string()))
         }))
-        .next()
-        .map(|u| resolve(base, &u));
+        .find_map(|u| resolve(base, &u));
     let guid = Some(e.id.trim().to_string()).filter(|g| !g.is_empty());
     ParsedEntry {
         guid,
@@ -185,12 +182,12 @@ fn text(t: &Text) -> String {
     html_to_text(&t.content)
 }
 
-fn resolve(base: &Url, href: &str) -> String {
-    let href = href.trim();
-    match base.join(href) {
-        Ok(u) => u.to_string(),
-        Err(_) => href.to_string(),
-    }
+/// Resolves a link from feed content against the document's URL. Only
+/// http(s) links survive: a `javascript:` or `data:` link is an attack, and
+/// a `file:` link (a relative link in a local demo file) leads nowhere.
+fn resolve(base: &Url, href: &str) -> Option<String> {
+    let url = base.join(href.trim()).ok()?;
+    matches!(url.scheme(), "http" | "https").then(|| url.into())
 }
 
 fn looks_like_html(body: &[u8]) -> bool {
@@ -228,6 +225,15 @@ mod tests {
     fn garbage_is_an_invalid_feed() {
         let err = parse_feed(b"<rss><channel><item><title>cut", &base(), None).unwrap_err();
         assert!(matches!(err, ParseError::Invalid(_)), "{err:?}");
+    }
+
+    #[test]
+    fn only_http_links_survive() {
+        let rss = br#"<rss version="2.0"><channel><title>T</title>
+<item><title>A</title><link>javascript:alert(1)</link><comments>data:text/html,x</comments></item></channel></rss>"#;
+        let feed = parse_feed(rss, &base(), None).unwrap();
+        assert_eq!(feed.entries[0].link, None);
+        assert_eq!(feed.entries[0].comments.page_url, None);
     }
 
     #[test]

@@ -1,0 +1,8 @@
+//! Integration tests, one binary: real HTTP servers on 127.0.0.1:0 serving
+//! fixture feeds, real sled stores in temp dirs, real parsing.
+
+mod cli;
+mod pipeline;
+mod readers;
+mod server;
+mod support;

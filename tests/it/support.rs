@@ -1,0 +1,290 @@
+//! Test support: a fixture feed server on 127.0.0.1:0 and configs that
+//! point at it, with real sled stores in temp dirs.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use paddock::config::Config;
+
+/// An HTTP client for talking to servers under test. Paddock builds
+/// reqwest with rustls and no bundled crypto provider; install ring first.
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+pub async fn get_bytes(url: &str) -> Vec<u8> {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec()
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A fixture file with `{{BASE}}` replaced by `base`.
+pub fn fixture(name: &str, base: &str) -> Vec<u8> {
+    let raw =
+        std::fs::read(fixtures_dir().join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
+    replace(&raw, b"{{BASE}}", base.as_bytes())
+}
+
+fn replace(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut i = 0;
+    while i < haystack.len() {
+        if haystack[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(haystack[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[derive(Default)]
+struct Shared {
+    hits: HashMap<String, usize>,
+    conditional_hits: HashMap<String, usize>,
+    /// Documents served under `/dyn/NAME`; tests change them between polls.
+    dynamic: HashMap<String, Vec<u8>>,
+    /// Paths that answer 304 to any conditional request, whatever the
+    /// document now is: proves that a 304 means no parsing.
+    always_304: Vec<String>,
+    /// Paths that send no validators, so every poll parses.
+    no_validators: Vec<String>,
+}
+
+/// Serves fixture feeds and misbehaving endpoints:
+/// - `/f/NAME`: `tests/fixtures/NAME`, with an ETag; 304 when it matches
+/// - `/dyn/NAME`: a document set by the test, with an ETag
+/// - `/slow`: answers after 30 s
+/// - `/status/N`: answers status N
+/// - `/endless`: a body that never ends
+/// - `/bomb`: a small gzip body that inflates to 20 MB
+/// - `/loop`: redirects to itself
+/// - `/html`: an HTML page served as text/html
+pub struct FixtureServer {
+    pub addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl FixtureServer {
+    pub async fn start() -> FixtureServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state((shared.clone(), format!("http://{addr}")));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FixtureServer { addr, shared }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn hits(&self, path: &str) -> usize {
+        *self.shared.lock().unwrap().hits.get(path).unwrap_or(&0)
+    }
+
+    pub fn conditional_hits(&self, path: &str) -> usize {
+        *self
+            .shared
+            .lock()
+            .unwrap()
+            .conditional_hits
+            .get(path)
+            .unwrap_or(&0)
+    }
+
+    pub fn set(&self, name: &str, body: impl Into<Vec<u8>>) {
+        self.shared
+            .lock()
+            .unwrap()
+            .dynamic
+            .insert(name.to_string(), body.into());
+    }
+
+    pub fn always_304(&self, path: &str) {
+        self.shared
+            .lock()
+            .unwrap()
+            .always_304
+            .push(path.to_string());
+    }
+
+    pub fn no_validators(&self, path: &str) {
+        self.shared
+            .lock()
+            .unwrap()
+            .no_validators
+            .push(path.to_string());
+    }
+}
+
+type ServerState = (Arc<Mutex<Shared>>, String);
+
+async fn handle(State((shared, base)): State<ServerState>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let if_none_match = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (always_304, no_validators, dynamic) = {
+        let mut s = shared.lock().unwrap();
+        *s.hits.entry(path.clone()).or_default() += 1;
+        if if_none_match.is_some() {
+            *s.conditional_hits.entry(path.clone()).or_default() += 1;
+        }
+        let dynamic = path
+            .strip_prefix("/dyn/")
+            .and_then(|name| s.dynamic.get(name).cloned());
+        (
+            s.always_304.contains(&path),
+            s.no_validators.contains(&path),
+            dynamic,
+        )
+    };
+    if always_304 && if_none_match.is_some() {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    let body = if let Some(name) = path.strip_prefix("/f/") {
+        if name.contains("..") {
+            return StatusCode::BAD_REQUEST.into_response();
+        }
+        match std::fs::read(fixtures_dir().join(name)) {
+            Ok(raw) => replace(&raw, b"{{BASE}}", base.as_bytes()),
+            Err(_) => return StatusCode::NOT_FOUND.into_response(),
+        }
+    } else if path.starts_with("/dyn/") {
+        match dynamic {
+            Some(d) => d,
+            None => return StatusCode::NOT_FOUND.into_response(),
+        }
+    } else {
+        return special(&path).await;
+    };
+    let etag = format!("\"{:x}-{}\"", fnv(&body), body.len());
+    if !no_validators && if_none_match.as_deref() == Some(etag.as_str()) {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, "application/xml".parse().unwrap());
+    if !no_validators {
+        headers.insert(header::ETAG, etag.parse().unwrap());
+    }
+    (headers, body).into_response()
+}
+
+async fn special(path: &str) -> Response {
+    match path {
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            "too late".into_response()
+        }
+        "/endless" => {
+            let chunk = Bytes::from(vec![b' '; 64 * 1024]);
+            let stream =
+                futures_util::stream::repeat_with(move || Ok::<_, Infallible>(chunk.clone()));
+            (
+                [(header::CONTENT_TYPE, "application/rss+xml")],
+                Body::from_stream(stream),
+            )
+                .into_response()
+        }
+        "/bomb" => {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            gz.write_all(b"<rss version=\"2.0\"><channel><title>bomb</title>")
+                .unwrap();
+            gz.write_all(&vec![b' '; 20 * 1024 * 1024]).unwrap();
+            let body = gz.finish().unwrap();
+            (
+                [
+                    (header::CONTENT_TYPE, "application/rss+xml"),
+                    (header::CONTENT_ENCODING, "gzip"),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        "/loop" => (StatusCode::FOUND, [(header::LOCATION, "/loop")]).into_response(),
+        "/html" => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            std::fs::read(fixtures_dir().join("page.html")).unwrap(),
+        )
+            .into_response(),
+        p => match p
+            .strip_prefix("/status/")
+            .and_then(|c| c.parse::<u16>().ok())
+        {
+            Some(code) => (StatusCode::from_u16(code).unwrap(), "no feed here").into_response(),
+            None => StatusCode::NOT_FOUND.into_response(),
+        },
+    }
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// A temp dir holding a config file and its store.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        TestEnv {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("feeds.toml")
+    }
+
+    /// Writes a config with short timeouts and a 1 MiB body cap; `feeds`
+    /// is `(id, url)` pairs; `extra` is appended verbatim.
+    pub fn write_config(&self, feeds: &[(&str, &str)], extra: &str) -> Config {
+        let mut toml = String::from(
+            "[server]\nlisten = \"127.0.0.1:0\"\nbase_url = \"http://paddock.test/\"\ntitle = \"Test news\"\n\
+             [storage]\npath = \"data\"\n\
+             [poll]\ntimeout = \"2s\"\nconnect_timeout = \"1s\"\nmax_body_bytes = 1048576\ninterval = \"1h\"\n",
+        );
+        for (id, url) in feeds {
+            toml.push_str(&format!(
+                "[[feed]]\nid = \"{id}\"\nurl = \"{url}\"\ngroups = [\"news\"]\n"
+            ));
+        }
+        toml.push_str(extra);
+        std::fs::write(self.config_path(), toml).unwrap();
+        Config::load(&self.config_path()).expect("test config is valid")
+    }
+}
