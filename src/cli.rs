@@ -108,7 +108,19 @@ async fn poll(path: &Path, only: &[String]) -> anyhow::Result<()> {
         .cloned()
         .collect();
     let pipeline = app::pipeline(&config)?;
-    let reports = pipeline.poll_all(&feeds, |_| {}).await;
+    // Drawn on stderr only when it is a terminal; hidden otherwise.
+    let bar = indicatif::ProgressBar::new(feeds.len() as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} feeds  {msg}")
+    {
+        bar.set_style(style);
+    }
+    let reports = pipeline
+        .poll_all(&feeds, |r| {
+            bar.set_message(r.feed.clone());
+            bar.inc(1);
+        })
+        .await;
+    bar.finish_and_clear();
     pipeline.store.flush()?;
     print_summary(&reports);
     Ok(())

@@ -221,7 +221,15 @@ fn validate(raw: raw::File, dir: &Path, file: &Path) -> Result<Config, Invalid> 
             if !matches!(url.scheme(), "http" | "https") {
                 return Err((s.span(), "`base_url` must be an http or https URL".into()));
             }
-            url
+            // Output paths are joined onto it: "http://h/paddock" must mean
+            // the folder, not a file in "/".
+            if url.path().ends_with('/') {
+                url
+            } else {
+                let mut url = url;
+                url.set_path(&format!("{}/", url.path()));
+                url
+            }
         }
         None => Url::parse(&format!("http://{listen}/")).expect("socket address forms a URL"),
     };
@@ -494,6 +502,15 @@ mod tests {
         assert_eq!(c.feeds[0].interval, Duration::from_secs(900));
         assert!(c.poll.user_agent.starts_with("paddock/"));
         assert!(c.poll.user_agent.contains("(+http://127.0.0.1:8080)"));
+        let c = Config::parse(
+            "[server]\nbase_url = \"https://news.example/paddock\"\n",
+            Path::new("feeds.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.server.base_url.join("feed.atom").unwrap().as_str(),
+            "https://news.example/paddock/feed.atom"
+        );
     }
 
     #[test]

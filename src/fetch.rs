@@ -78,6 +78,7 @@ pub struct Fetcher {
     client: reqwest::Client,
     max_body: u64,
     timeout: Duration,
+    connect_timeout: Duration,
     max_redirects: usize,
 }
 
@@ -101,6 +102,7 @@ impl Fetcher {
             client,
             max_body: cfg.max_body_bytes,
             timeout: cfg.timeout,
+            connect_timeout: cfg.connect_timeout,
             max_redirects: cfg.max_redirects,
         })
     }
@@ -182,7 +184,9 @@ impl Fetcher {
         let host = url.host_str().unwrap_or_default().to_string();
         let detail = error_chain(&e);
         let lower = detail.to_ascii_lowercase();
-        if e.is_timeout() {
+        if e.is_timeout() && e.is_connect() {
+            FetchError::Timeout(self.connect_timeout)
+        } else if e.is_timeout() {
             FetchError::Timeout(self.timeout)
         } else if e.is_redirect() {
             FetchError::Redirects(self.max_redirects)

@@ -31,7 +31,11 @@ fn main() -> ExitCode {
     match runtime.block_on(paddock::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Config mistakes read like a compiler's: FILE:LINE:COL: message.
+            match e.downcast_ref::<paddock::config::ConfigError>() {
+                Some(config) => eprintln!("{config}"),
+                None => eprintln!("error: {e:#}"),
+            }
             ExitCode::FAILURE
         }
     }

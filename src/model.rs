@@ -87,9 +87,14 @@ impl ItemId {
         Some(ItemId(out))
     }
 
-    /// The id as a URN (`urn:uuid:` form), for Atom `<id>` and RSS `<guid>`.
+    /// The id as a URN (`urn:uuid:` form), for Atom `<id>` and RSS `<guid>`:
+    /// a name-based UUID (version 5 bits and RFC 4122 variant set on the
+    /// hash), so it is as stable as the id.
     pub fn urn(&self) -> String {
-        let h = self.to_hex();
+        let mut b = self.0;
+        b[6] = (b[6] & 0x0f) | 0x50;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h = ItemId(b).to_hex();
         format!(
             "urn:uuid:{}-{}-{}-{}-{}",
             &h[0..8],

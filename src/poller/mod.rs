@@ -143,21 +143,23 @@ impl Poller {
 }
 
 async fn run_feed(pipeline: Pipeline, feed: FeedConfig, cancel: CancellationToken) {
+    // The stored time matters only at start; after that each poll's report
+    // says when the next one is due, even if recording it failed.
+    let mut due = pipeline
+        .store
+        .feed_state(&feed.id)
+        .ok()
+        .and_then(|s| s.next_poll);
     loop {
-        let state = pipeline.store.feed_state(&feed.id).unwrap_or_default();
-        let wait = state
-            .next_poll
+        let wait = due
             .and_then(|t| (t - chrono::Utc::now()).to_std().ok())
             .unwrap_or(Duration::ZERO);
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        // A poll that has started is let finish: its writes are one batch,
-        // and shutdown waits for it within its grace period.
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = pipeline.poll(&feed) => {}
-        }
+        // A poll that has started is let finish (its writes are one batch);
+        // shutdown waits for it up to its grace period.
+        due = Some(pipeline.poll(&feed).await.next_poll);
     }
 }

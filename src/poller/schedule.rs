@@ -17,20 +17,19 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
 /// configured alike do not all fire in the same second.
 pub const JITTER: f64 = 0.1;
 
-/// When to poll next: one interval after a success; after `failures`
-/// failures in a row, the interval doubled per failure up to
-/// [`MAX_BACKOFF`] (or the interval itself, if that is longer).
+/// When to poll next: one interval (with jitter) after a success; after
+/// `failures` failures in a row, the interval doubled per failure, never
+/// more than [`MAX_BACKOFF`], or the interval itself if that is longer (a
+/// failing feed is never polled less often than a healthy one).
 pub fn next_poll(now: Timestamp, interval: Duration, failures: u32) -> Timestamp {
-    let base = if failures == 0 {
-        interval
+    let jitter = 1.0 + JITTER * (2.0 * fastrand::f64() - 1.0);
+    let wait = if failures == 0 {
+        interval.mul_f64(jitter)
     } else {
         let factor = 1u32 << (failures - 1).min(16);
-        interval
-            .saturating_mul(factor)
-            .min(MAX_BACKOFF.max(interval))
+        let cap = MAX_BACKOFF.max(interval);
+        interval.saturating_mul(factor).mul_f64(jitter).min(cap)
     };
-    let jitter = 1.0 + JITTER * (2.0 * fastrand::f64() - 1.0);
-    let wait = base.mul_f64(jitter);
     now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::days(1))
 }
 
@@ -92,6 +91,9 @@ mod tests {
         let now = chrono::Utc::now();
         let interval = Duration::from_secs(600);
         let wait = |failures| (next_poll(now, interval, failures) - now).num_seconds() as f64;
+        for _ in 0..100 {
+            assert!(wait(30) <= 86400.0, "the cap holds after jitter");
+        }
         for (failures, expected) in [
             (0, 600.0),
             (1, 600.0),

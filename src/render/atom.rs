@@ -152,7 +152,7 @@ mod tests {
         let xml = atom(&channel(), &[item()], &directory());
         let parsed: Feed = xml.parse().expect("our Atom parses back");
         let e = &parsed.entries[0];
-        assert_eq!(e.id, "urn:uuid:07070707-0707-0707-0707-070707070707");
+        assert_eq!(e.id, "urn:uuid:07070707-0707-5707-8707-070707070707");
         assert_eq!(
             e.title.value,
             "Infiniti Production To Leave Japan & <Go> West"

@@ -113,7 +113,7 @@ mod tests {
         let i = &parsed.items[0];
         assert_eq!(
             i.guid.as_ref().unwrap().value,
-            "urn:uuid:07070707-0707-0707-0707-070707070707"
+            "urn:uuid:07070707-0707-5707-8707-070707070707"
         );
         assert_eq!(
             i.source.as_ref().unwrap().url,

@@ -22,7 +22,7 @@ fn check_reports_file_line_and_column() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let expected = format!("{}:7:12: ", path.display());
-    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(stderr.starts_with(&expected), "{stderr}");
     assert!(stderr.contains("not a duration"), "{stderr}");
     assert_eq!(
         stderr.lines().count(),
@@ -125,4 +125,32 @@ async fn poll_summarises_each_feed_and_exits_zero_when_some_fail() {
     let out = run(vec!["--feed".into(), "nope".into()]).await.unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no feed with id \"nope\""));
+}
+
+#[test]
+fn a_store_held_by_another_process_is_one_sentence() {
+    let env = TestEnv::new();
+    std::fs::copy(
+        fixtures_dir().join("rdf.xml"),
+        env.dir.path().join("local.rdf"),
+    )
+    .unwrap();
+    let config = env.write_config(&[("local", "local.rdf")], "");
+    let holder = paddock::app::pipeline(&config).unwrap();
+    let out = paddock(&["poll", "--config", env.config_path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("in use by another Paddock process"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    drop(holder);
+    let out = paddock(&["poll", "--config", env.config_path().to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
