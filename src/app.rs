@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::fetch::Fetcher;
+use crate::poller::comments::CommentOptions;
 use crate::poller::schedule::Limits;
 use crate::poller::{Pipeline, Poller};
 use crate::server::{self, AppState};
@@ -26,10 +27,12 @@ pub fn pipeline(config: &Config) -> anyhow::Result<Pipeline> {
         std::fs::create_dir_all(parent).ok();
     }
     let store = Store::open(&config.storage.path, config.storage.cache_bytes)?;
+    store.set_recent_comments(config.output.recent_comments);
     Ok(Pipeline {
         store: Arc::new(store),
         fetcher: Fetcher::new(&config.poll)?,
         limits: Arc::new(Limits::new(config.poll.concurrency, config.poll.per_host)),
+        comments: CommentOptions::from(config),
     })
 }
 

@@ -53,12 +53,18 @@ pub struct PollConfig {
     pub max_body_bytes: u64,
     pub max_redirects: usize,
     pub user_agent: String,
+    /// Story comment feeds fetched per poll of one feed, at most.
+    pub item_comment_feeds: usize,
+    /// Only stories published this recently have their comment feeds read.
+    pub item_comments_max_age: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputConfig {
     pub items: usize,
     pub recent_comments: usize,
+    /// Comment excerpts are cut to this many characters.
+    pub excerpt_chars: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -256,10 +262,13 @@ fn validate(raw: raw::File, dir: &Path, file: &Path) -> Result<Config, Invalid> 
         max_body_bytes: positive(&poll.max_body_bytes, 15 * 1024 * 1024)?,
         max_redirects: bounded(&poll.max_redirects, 5, 0, 20)?,
         user_agent,
+        item_comment_feeds: bounded(&poll.item_comment_feeds, 10, 0, 100)?,
+        item_comments_max_age: duration(&poll.item_comments_max_age, "7d")?,
     };
     let output_cfg = OutputConfig {
         items: bounded(&output.items, 50, 1, MAX_LIMIT)?,
         recent_comments: bounded(&output.recent_comments, 5, 0, 100)?,
+        excerpt_chars: bounded(&output.excerpt_chars, 200, 20, 2000)?,
     };
 
     let mut seen = HashSet::new();
@@ -456,6 +465,8 @@ mod raw {
         pub max_body_bytes: Option<Spanned<u64>>,
         pub max_redirects: Option<Spanned<usize>>,
         pub user_agent: Option<String>,
+        pub item_comment_feeds: Option<Spanned<usize>>,
+        pub item_comments_max_age: Option<Spanned<String>>,
     }
 
     #[derive(Deserialize, Default)]
@@ -463,6 +474,7 @@ mod raw {
     pub struct Output {
         pub items: Option<Spanned<usize>>,
         pub recent_comments: Option<Spanned<usize>>,
+        pub excerpt_chars: Option<Spanned<usize>>,
     }
 
     #[derive(Deserialize)]

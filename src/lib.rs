@@ -20,6 +20,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod comments;
 pub mod config;
 pub mod fetch;
 pub mod model;

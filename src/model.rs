@@ -28,18 +28,87 @@ pub struct ParsedEntry {
     pub comments: CommentInfo,
 }
 
-/// What a feed said about the conversation around one story.
+/// What the feeds said about the conversation around one story.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CommentInfo {
     /// `None` when no source stated a count: unknown is not zero.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u32>,
+    /// Where `count` came from; a better source replaces a worse one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<CountSource>,
     /// The HTML page where the comments are read (RSS `<comments>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_url: Option<String>,
     /// The story's own comment feed (`wfw:commentRss`, Atom `replies`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feed_url: Option<String>,
+}
+
+/// Where a comment count came from, best first (the contract's order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CountSource {
+    /// The story's own `slash:comments`, `thr:total` or `thr:count`.
+    Feed,
+    /// The number of entries in the story's own comment feed.
+    ItemFeed,
+    /// The number of distinct comments the site-wide comments feed joined
+    /// to the story: a lower bound.
+    SiteFeed,
+}
+
+impl CommentInfo {
+    /// Takes `count` from `source` unless a better source already said.
+    pub fn offer(&mut self, source: CountSource, count: u32) {
+        if self.source.is_none_or(|held| source <= held) {
+            self.count = Some(count);
+            self.source = Some(source);
+        }
+    }
+}
+
+/// One comment, as stored and shown: plain text, never markup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comment {
+    /// The comment's own id (guid, Atom id), else its link.
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// A plain-text excerpt, cut at a word boundary.
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<Timestamp>,
+}
+
+/// An entry of the site-wide stream of recent comments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecentComment {
+    pub comment: Comment,
+    /// The story it belongs to, once joined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<ItemId>,
+}
+
+/// A comment from a comments feed, not yet joined to its story.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncomingComment {
+    pub comment: Comment,
+    /// Ways to find the story, best first.
+    pub targets: Vec<Target>,
+}
+
+/// One way to find the story a comment belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Known for certain (the story's own comment feed).
+    Item(ItemId),
+    /// The story's canonical link.
+    Link(String),
+    /// The id of the parent comment, itself joined earlier.
+    Comment(String),
 }
 
 /// A parsed feed document.
@@ -159,6 +228,12 @@ pub struct Item {
     pub image: Option<String>,
     #[serde(default)]
     pub comments: CommentInfo,
+    /// The newest comments, newest first, at most `[output].recent_comments`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_comments: Vec<Comment>,
+    /// Distinct comments Paddock has joined to this story.
+    #[serde(default)]
+    pub comments_seen: u32,
 }
 
 impl Item {
@@ -258,6 +333,14 @@ pub struct FeedState {
     pub consecutive_failures: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_poll: Option<Timestamp>,
+    /// The last failure fetching this feed's comment feeds; comments never
+    /// fail the feed's poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comments_error: Option<PollFailure>,
+    /// Comment-feed links in the feed's content that pointed at another
+    /// host and were not followed.
+    #[serde(default)]
+    pub skipped_comment_feeds: u64,
 }
 
 /// What one ingest changed, so later stages only do new work.
@@ -266,4 +349,19 @@ pub struct IngestReport {
     pub new: Vec<ItemId>,
     pub updated: Vec<ItemId>,
     pub unchanged: usize,
+    /// Stories whose stated comment count is new or changed.
+    pub count_changed: Vec<ItemId>,
+}
+
+/// What storing a batch of comments did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommentReport {
+    /// Comments not stored before.
+    pub new: usize,
+    /// Comments joined to a stored story.
+    pub joined: usize,
+    /// Comments kept until their story arrives.
+    pub waiting: usize,
+    /// Comments with no way to find their story.
+    pub dropped: usize,
 }

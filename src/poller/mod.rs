@@ -2,6 +2,7 @@
 //! when and how many at once, and [`Poller`] runs one task per feed for the
 //! daemon or polls a set of feeds once for `paddock poll`.
 
+pub mod comments;
 mod refresh;
 pub mod schedule;
 
@@ -26,6 +27,7 @@ pub struct Pipeline {
     pub store: Arc<Store>,
     pub fetcher: Fetcher,
     pub limits: Arc<Limits>,
+    pub comments: comments::CommentOptions,
 }
 
 impl Pipeline {
@@ -34,7 +36,9 @@ impl Pipeline {
     pub async fn poll(&self, feed: &FeedConfig) -> PollReport {
         let _permits = self.limits.acquire(&feed.source.host_key()).await;
         let (store, fetcher, cfg) = (self.store.clone(), self.fetcher.clone(), feed.clone());
-        let task = tokio::spawn(async move { refresh_feed(&store, &fetcher, &cfg).await });
+        let options = self.comments;
+        let task =
+            tokio::spawn(async move { refresh_feed(&store, &fetcher, &cfg, &options).await });
         match task.await {
             Ok(report) => report,
             Err(e) => self.record_crash(feed, e.to_string()),

@@ -4,8 +4,9 @@ use std::time::Instant;
 
 use crate::config::FeedConfig;
 use crate::fetch::{FetchError, Fetched, Fetcher};
-use crate::model::{ErrorKind, FeedState, PollFailure, Timestamp};
+use crate::model::{ErrorKind, FeedState, ItemId, PollFailure, Timestamp};
 use crate::parse::{self, ParseError};
+use crate::poller::comments::{self, CommentOptions};
 use crate::store::{Store, StoreError};
 use crate::{normalize, poller::schedule};
 
@@ -56,7 +57,12 @@ pub struct PollReport {
 /// Polls one feed: conditional fetch, parse, normalize, store. Every
 /// outcome, failures included, is recorded in the feed's state with the
 /// time of its next poll.
-pub async fn refresh_feed(store: &Store, fetcher: &Fetcher, feed: &FeedConfig) -> PollReport {
+pub async fn refresh_feed(
+    store: &Store,
+    fetcher: &Fetcher,
+    feed: &FeedConfig,
+    options: &CommentOptions,
+) -> PollReport {
     let started = Instant::now();
     let now = chrono::Utc::now();
     let mut state = store.feed_state(&feed.id).unwrap_or_default();
@@ -66,8 +72,19 @@ pub async fn refresh_feed(store: &Store, fetcher: &Fetcher, feed: &FeedConfig) -
     // the attempt but the failure itself.
     let mut attempt = state.clone();
     let outcome = match poll(store, fetcher, feed, &mut attempt, now).await {
-        Ok(outcome) => {
+        Ok((outcome, count_changed)) => {
             state = attempt;
+            // Comments never fail the feed: their errors are kept apart.
+            comments::refresh(
+                store,
+                fetcher,
+                feed,
+                options,
+                &count_changed,
+                &mut state,
+                now,
+            )
+            .await;
             outcome
         }
         Err(e) => {
@@ -105,13 +122,13 @@ async fn poll(
     feed: &FeedConfig,
     state: &mut FeedState,
     now: Timestamp,
-) -> Result<Outcome, PollError> {
+) -> Result<(Outcome, Vec<ItemId>), PollError> {
     let fetched = fetcher.fetch(&feed.source, &state.validators).await?;
     let doc = match fetched {
         Fetched::NotModified => {
             succeed(state, feed, now);
             store.put_feed_state(&feed.id, state)?;
-            return Ok(Outcome::NotModified);
+            return Ok((Outcome::NotModified, Vec::new()));
         }
         Fetched::Document(doc) => doc,
     };
@@ -122,11 +139,12 @@ async fn poll(
     state.title = parsed.title.or(state.title.take());
     state.site_link = parsed.site_link.or(state.site_link.take());
     let report = store.ingest(&feed.id, candidates, state, now)?;
-    Ok(Outcome::Stored {
+    let outcome = Outcome::Stored {
         new: report.new.len(),
         updated: report.updated.len(),
         unchanged: report.unchanged,
-    })
+    };
+    Ok((outcome, report.count_changed))
 }
 
 fn succeed(state: &mut FeedState, feed: &FeedConfig, now: Timestamp) {

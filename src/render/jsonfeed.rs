@@ -1,7 +1,7 @@
 use serde::Serialize;
 
 use super::{Channel, Directory, feed_info, safe_html};
-use crate::model::{Item, Timestamp};
+use crate::model::{Comment, Item, Timestamp};
 
 /// A JSON Feed 1.1 document; Paddock's additions live under `_paddock`, as
 /// the spec asks of extensions.
@@ -61,6 +61,27 @@ struct Extension<'a> {
     first_seen: Timestamp,
     comment_count: Option<u32>,
     comments_url: Option<&'a str>,
+    recent_comments: Vec<CommentView<'a>>,
+}
+
+/// A comment as outputs show it: plain text, with its author.
+#[derive(Serialize)]
+pub struct CommentView<'a> {
+    pub author: Option<&'a str>,
+    pub text: &'a str,
+    pub url: Option<&'a str>,
+    pub published: Option<Timestamp>,
+}
+
+impl<'a> From<&'a Comment> for CommentView<'a> {
+    fn from(c: &'a Comment) -> Self {
+        CommentView {
+            author: c.author.as_deref(),
+            text: &c.text,
+            url: c.url.as_deref(),
+            published: c.published,
+        }
+    }
 }
 
 fn entry<'a>(item: &'a Item, feeds: &Directory) -> Entry<'a> {
@@ -91,6 +112,7 @@ fn entry<'a>(item: &'a Item, feeds: &Directory) -> Entry<'a> {
                 .page_url
                 .as_deref()
                 .or(item.comments.feed_url.as_deref()),
+            recent_comments: item.recent_comments.iter().map(CommentView::from).collect(),
         },
     }
 }
@@ -113,5 +135,10 @@ mod tests {
         assert_eq!(i["_paddock"]["also_in"][0], "wire");
         assert!(!i["content_html"].as_str().unwrap().contains("javascript:"));
         assert_eq!(i["summary"], "Nissan’s upscale cars");
+        assert_eq!(i["_paddock"]["recent_comments"][0]["author"], "Lou_BC");
+        assert_eq!(
+            i["_paddock"]["recent_comments"][0]["text"],
+            "I’ve never used the jack"
+        );
     }
 }

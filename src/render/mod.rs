@@ -6,7 +6,7 @@ mod jsonfeed;
 mod rss;
 
 pub use atom::atom;
-pub use jsonfeed::json_feed;
+pub use jsonfeed::{CommentView, json_feed};
 pub use rss::rss;
 
 use std::collections::HashMap;
@@ -121,7 +121,16 @@ pub(crate) mod testing {
             last_changed: t,
             categories: vec!["Infiniti".into()],
             image: None,
+            recent_comments: vec![crate::model::Comment {
+                id: "c1".into(),
+                author: Some("Lou_BC".into()),
+                text: "I’ve never used the jack".into(),
+                url: Some("https://www.thetruthaboutcars.com/2012/04/infiniti/#comment-1".into()),
+                published: Some(t),
+            }],
+            comments_seen: 1,
             comments: CommentInfo {
+                source: Some(crate::model::CountSource::Feed),
                 count: Some(4),
                 page_url: Some(
                     "https://www.thetruthaboutcars.com/2012/04/infiniti/#respond".into(),

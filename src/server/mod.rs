@@ -2,6 +2,7 @@
 //! drive it without a socket. The server only reads the store and renders;
 //! it never fetches.
 
+mod comments;
 mod error;
 mod feeds;
 
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(feeds::router())
+        .merge(comments::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .with_state(state)
 }

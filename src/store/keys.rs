@@ -9,6 +9,12 @@
 //! | `f:`   | `f:` feed `\0` time(8) id(16)        | empty: per-feed index |
 //! | `l:`   | `l:` canonical link                  | id(16)           |
 //! | `s:`   | `s:` feed                            | feed state (JSON)|
+//! | `v:`   | `v:` comment feed URL                | validators (JSON)|
+//! | `k:`   | `k:` comment(16)                     | item id(16) or nothing, then time(8) |
+//! | `c:`   | `c:` time(8) comment(16)             | recent-comments stream entry (JSON) |
+//! | `o:`   | `o:` story link `\0` comment(16)     | a comment waiting for its story (JSON) |
+//!
+//! `comment(16)` is a hash of the comment's id (see `comment_hash`).
 
 use crate::model::{ItemId, Timestamp};
 
@@ -18,11 +24,20 @@ pub const TIME: &[u8] = b"t:";
 pub const FEED: &[u8] = b"f:";
 pub const LINK: &[u8] = b"l:";
 pub const STATE: &[u8] = b"s:";
+pub const VALIDATORS: &[u8] = b"v:";
+pub const COMMENT: &[u8] = b"k:";
+pub const STREAM: &[u8] = b"c:";
+pub const ORPHAN: &[u8] = b"o:";
 
 /// Milliseconds since the epoch with the sign bit flipped, big-endian, so
 /// byte order is time order, dates before 1970 included.
 pub fn time(t: Timestamp) -> [u8; 8] {
     ((t.timestamp_millis() as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub fn decode_time(bytes: &[u8]) -> Option<Timestamp> {
+    let millis = (u64::from_be_bytes(bytes.try_into().ok()?) ^ (1 << 63)) as i64;
+    chrono::DateTime::from_timestamp_millis(millis)
 }
 
 pub fn item(id: &ItemId) -> Vec<u8> {
@@ -47,6 +62,33 @@ pub fn link(canonical: &str) -> Vec<u8> {
 
 pub fn state(feed: &str) -> Vec<u8> {
     [STATE, feed.as_bytes()].concat()
+}
+
+pub fn validators(url: &str) -> Vec<u8> {
+    [VALIDATORS, url.as_bytes()].concat()
+}
+
+/// Comment ids are URLs or guids of any length; keys hold a fixed-size hash.
+pub fn comment_hash(id: &str) -> [u8; 16] {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    digest[..16].try_into().expect("16 bytes")
+}
+
+pub fn comment(hash: &[u8; 16]) -> Vec<u8> {
+    [COMMENT, hash].concat()
+}
+
+pub fn stream(t: Timestamp, hash: &[u8; 16]) -> Vec<u8> {
+    [STREAM, &time(t), hash].concat()
+}
+
+pub fn orphan_prefix(link: &str) -> Vec<u8> {
+    [ORPHAN, link.as_bytes(), b"\0"].concat()
+}
+
+pub fn orphan(link: &str, hash: &[u8; 16]) -> Vec<u8> {
+    [&orphan_prefix(link)[..], hash].concat()
 }
 
 /// The id at the end of a `t:` or `f:` index key.

@@ -3,16 +3,21 @@
 //! at a time so that a poll's lookups and its atomic batch see the same
 //! state.
 
+mod comments;
 mod keys;
+
+pub use comments::{CommentSource, STREAM_MAX};
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::model::{Candidate, FeedState, IngestReport, Item, ItemId, Timestamp};
+use crate::model::{
+    Candidate, CountSource, FeedState, IngestReport, Item, ItemId, Timestamp, Validators,
+};
 
 /// Bumped whenever the key layout or a value's meaning changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -48,6 +53,8 @@ pub struct Store {
     writer: Mutex<()>,
     /// Bumped on every change that an output could show.
     generation: AtomicU64,
+    /// How many recent comments each story keeps (`[output].recent_comments`).
+    recent_comments: AtomicUsize,
 }
 
 impl Store {
@@ -93,7 +100,22 @@ impl Store {
             tree,
             writer: Mutex::new(()),
             generation: AtomicU64::new(1),
+            recent_comments: AtomicUsize::new(5),
         })
+    }
+
+    /// Sets how many recent comments each story keeps from now on.
+    pub fn set_recent_comments(&self, n: usize) {
+        self.recent_comments.store(n, Ordering::Relaxed);
+    }
+
+    fn keep_comments(&self) -> usize {
+        self.recent_comments.load(Ordering::Relaxed)
+    }
+
+    /// The validators last received for a comment feed.
+    pub fn validators(&self, url: &str) -> Result<Validators, StoreError> {
+        Ok(self.get(&keys::validators(url))?.unwrap_or_default())
     }
 
     /// Changes whenever stored content that outputs show changes.
@@ -152,7 +174,12 @@ impl Store {
             };
             match existing {
                 None => {
-                    let item = new_item(feed, c, now);
+                    let mut item = new_item(feed, c, now);
+                    // Comments that arrived before their story join it now.
+                    self.attach_orphans(&mut item, &mut batch)?;
+                    if item.comments.count != Some(0) {
+                        report.count_changed.push(item.id);
+                    }
                     write_item(&mut batch, &item, None)?;
                     report.new.push(item.id);
                 }
@@ -161,6 +188,12 @@ impl Store {
                     if item == old {
                         report.unchanged += 1;
                         continue;
+                    }
+                    if item.link != old.link {
+                        self.attach_orphans(&mut item, &mut batch)?;
+                    }
+                    if item.comments.count != old.comments.count {
+                        report.count_changed.push(item.id);
                     }
                     item.last_changed = now;
                     write_item(&mut batch, &item, Some(&old))?;
@@ -237,6 +270,10 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 
 fn new_item(feed: &str, c: Candidate, now: Timestamp) -> Item {
     let e = c.entry;
+    let mut comments = e.comments;
+    if comments.count.is_some() {
+        comments.source = Some(CountSource::Feed);
+    }
     Item {
         id: c.fresh_id,
         feed: feed.to_string(),
@@ -253,7 +290,9 @@ fn new_item(feed: &str, c: Candidate, now: Timestamp) -> Item {
         last_changed: now,
         categories: e.categories,
         image: e.image,
-        comments: e.comments,
+        comments,
+        recent_comments: Vec::new(),
+        comments_seen: 0,
     }
 }
 
@@ -277,7 +316,9 @@ fn merge(mut item: Item, feed: &str, c: Candidate) -> Item {
     item.updated = e.updated.or(item.updated);
     item.categories = e.categories;
     item.image = e.image.or(item.image);
-    item.comments.count = e.comments.count.or(item.comments.count);
+    if let Some(n) = e.comments.count {
+        item.comments.offer(CountSource::Feed, n);
+    }
     item.comments.page_url = e.comments.page_url.or(item.comments.page_url);
     item.comments.feed_url = e.comments.feed_url.or(item.comments.feed_url);
     item

@@ -2,6 +2,7 @@
 //! fixture feeds, real sled stores in temp dirs, real parsing.
 
 mod cli;
+mod comments;
 mod pipeline;
 mod readers;
 mod server;

@@ -71,6 +71,8 @@ struct Shared {
     always_304: Vec<String>,
     /// Paths that send no validators, so every poll parses.
     no_validators: Vec<String>,
+    /// Other paths that serve a fixture file.
+    aliases: HashMap<String, String>,
 }
 
 /// Serves fixture feeds and misbehaving endpoints:
@@ -137,6 +139,20 @@ impl FixtureServer {
             .push(path.to_string());
     }
 
+    /// Serves fixture `name` at `path` too.
+    pub fn alias(&self, path: &str, name: &str) {
+        self.shared
+            .lock()
+            .unwrap()
+            .aliases
+            .insert(path.to_string(), name.to_string());
+    }
+
+    /// Every request this server has answered.
+    pub fn total_hits(&self) -> usize {
+        self.shared.lock().unwrap().hits.values().sum()
+    }
+
     pub fn no_validators(&self, path: &str) {
         self.shared
             .lock()
@@ -155,7 +171,7 @@ async fn handle(State((shared, base)): State<ServerState>, req: Request) -> Resp
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let (always_304, no_validators, dynamic) = {
+    let (always_304, no_validators, dynamic, alias) = {
         let mut s = shared.lock().unwrap();
         *s.hits.entry(path.clone()).or_default() += 1;
         if if_none_match.is_some() {
@@ -168,12 +184,13 @@ async fn handle(State((shared, base)): State<ServerState>, req: Request) -> Resp
             s.always_304.contains(&path),
             s.no_validators.contains(&path),
             dynamic,
+            s.aliases.get(&path).cloned(),
         )
     };
     if always_304 && if_none_match.is_some() {
         return StatusCode::NOT_MODIFIED.into_response();
     }
-    let body = if let Some(name) = path.strip_prefix("/f/") {
+    let body = if let Some(name) = alias.as_deref().or(path.strip_prefix("/f/")) {
         if name.contains("..") {
             return StatusCode::BAD_REQUEST.into_response();
         }
@@ -273,11 +290,17 @@ impl TestEnv {
     /// Writes a config with short timeouts and a 1 MiB body cap; `feeds`
     /// is `(id, url)` pairs; `extra` is appended verbatim.
     pub fn write_config(&self, feeds: &[(&str, &str)], extra: &str) -> Config {
+        self.write_config_poll(feeds, "", extra)
+    }
+
+    /// As `write_config`, with more `[poll]` keys.
+    pub fn write_config_poll(&self, feeds: &[(&str, &str)], poll: &str, extra: &str) -> Config {
         let mut toml = String::from(
             "[server]\nlisten = \"127.0.0.1:0\"\nbase_url = \"http://paddock.test/\"\ntitle = \"Test news\"\n\
              [storage]\npath = \"data\"\n\
              [poll]\ntimeout = \"2s\"\nconnect_timeout = \"1s\"\nmax_body_bytes = 1048576\ninterval = \"1h\"\n",
         );
+        toml.push_str(poll);
         for (id, url) in feeds {
             toml.push_str(&format!(
                 "[[feed]]\nid = \"{id}\"\nurl = \"{url}\"\ngroups = [\"news\"]\n"

@@ -1,0 +1,175 @@
+//! The comments step of a poll: the feed's site-wide comments feed, then
+//! the comment feeds of its new or changed stories, on a budget.
+
+use std::time::Duration;
+
+use url::Url;
+
+use crate::comments::{from_item_feed, from_site_feed, same_site};
+use crate::config::{Config, FeedConfig, Source};
+use crate::fetch::{Fetched, Fetcher};
+use crate::model::{ErrorKind, FeedState, ItemId, PollFailure, Timestamp};
+use crate::parse;
+use crate::store::{CommentSource, Store};
+
+/// The comment settings a poll needs.
+#[derive(Debug, Clone, Copy)]
+pub struct CommentOptions {
+    pub excerpt_chars: usize,
+    /// Story comment feeds fetched per poll of one feed, at most.
+    pub per_poll: usize,
+    /// Only stories published this recently have their comment feeds read.
+    pub max_age: Duration,
+}
+
+impl From<&Config> for CommentOptions {
+    fn from(c: &Config) -> Self {
+        CommentOptions {
+            excerpt_chars: c.output.excerpt_chars,
+            per_poll: c.poll.item_comment_feeds,
+            max_age: c.poll.item_comments_max_age,
+        }
+    }
+}
+
+/// Fetches and stores the feed's comments. Failures are recorded in
+/// `state.comments_error`; the feed's own poll has already succeeded.
+pub async fn refresh(
+    store: &Store,
+    fetcher: &Fetcher,
+    feed: &FeedConfig,
+    options: &CommentOptions,
+    count_changed: &[ItemId],
+    state: &mut FeedState,
+    now: Timestamp,
+) {
+    let before = (state.comments_error.clone(), state.skipped_comment_feeds);
+    let mut error = None;
+    if let Some(source) = &feed.comments_url
+        && let Err(e) = site_feed(store, fetcher, feed, source, options, now).await
+    {
+        error = Some(e);
+    }
+    if feed.item_comments {
+        let mut trusted = vec![feed.source.url()];
+        if let Some(c) = &feed.comments_url {
+            trusted.push(c.url());
+        }
+        let mut budget = options.per_poll;
+        for id in count_changed {
+            if budget == 0 {
+                break;
+            }
+            let Ok(Some(item)) = store.item(id) else {
+                continue;
+            };
+            let Some(url) = item
+                .comments
+                .feed_url
+                .as_deref()
+                .and_then(|u| Url::parse(u).ok())
+            else {
+                continue;
+            };
+            let recent = item.published.is_none_or(|p| {
+                (now - p).to_std().is_ok_and(|age| age <= options.max_age) || p > now
+            });
+            if !recent {
+                continue;
+            }
+            if !same_site(&url, &trusted) {
+                state.skipped_comment_feeds += 1;
+                tracing::warn!(feed = %feed.id, %url, "comment feed on another host not followed");
+                continue;
+            }
+            budget -= 1;
+            if let Err(e) = item_feed(store, fetcher, *id, &url, options, now).await {
+                error = Some(e);
+            }
+        }
+    }
+    state.comments_error = error;
+    if (state.comments_error.clone(), state.skipped_comment_feeds) != before
+        && let Err(e) = store.put_feed_state(&feed.id, state)
+    {
+        tracing::error!(feed = %feed.id, error = %e, "could not record the comments poll");
+    }
+}
+
+async fn site_feed(
+    store: &Store,
+    fetcher: &Fetcher,
+    feed: &FeedConfig,
+    source: &Source,
+    options: &CommentOptions,
+    now: Timestamp,
+) -> Result<(), PollFailure> {
+    let key = source.url().to_string();
+    let fail = |kind: ErrorKind, message: String| PollFailure {
+        kind,
+        message: format!("comments feed {key}: {message}"),
+        at: now,
+    };
+    let validators = store.validators(&key).unwrap_or_default();
+    let doc = match fetcher.fetch(source, &validators).await {
+        Ok(Fetched::NotModified) => return Ok(()),
+        Ok(Fetched::Document(doc)) => doc,
+        Err(e) => return Err(fail(e.kind(), e.to_string())),
+    };
+    let (parsed, replies) =
+        parse::parse_with_replies(&doc.body, &doc.url, doc.content_type.as_deref())
+            .map_err(|e| fail(ErrorKind::Parse, e.to_string()))?;
+    let comments = from_site_feed(&feed.id, parsed, replies, options.excerpt_chars);
+    let report = store
+        .add_comments(
+            comments,
+            CommentSource::Site,
+            Some((&key, &doc.validators)),
+            now,
+        )
+        .map_err(|e| fail(ErrorKind::Store, e.to_string()))?;
+    tracing::info!(
+        feed = %feed.id,
+        new = report.new,
+        joined = report.joined,
+        waiting = report.waiting,
+        dropped = report.dropped,
+        "comments stored"
+    );
+    Ok(())
+}
+
+async fn item_feed(
+    store: &Store,
+    fetcher: &Fetcher,
+    item: ItemId,
+    url: &Url,
+    options: &CommentOptions,
+    now: Timestamp,
+) -> Result<(), PollFailure> {
+    let key = url.to_string();
+    let fail = |kind: ErrorKind, message: String| PollFailure {
+        kind,
+        message: format!("comment feed {key}: {message}"),
+        at: now,
+    };
+    let validators = store.validators(&key).unwrap_or_default();
+    let doc = match fetcher.fetch(&Source::Http(url.clone()), &validators).await {
+        Ok(Fetched::NotModified) => return Ok(()),
+        Ok(Fetched::Document(doc)) => doc,
+        Err(e) => return Err(fail(e.kind(), e.to_string())),
+    };
+    let parsed = parse::parse_feed(&doc.body, &doc.url, doc.content_type.as_deref())
+        .map_err(|e| fail(ErrorKind::Parse, e.to_string()))?;
+    let entries = parsed.entries.len() as u32;
+    let comments = from_item_feed(item, parsed, options.excerpt_chars);
+    store
+        .add_comments(
+            comments,
+            CommentSource::ItemFeed { item, entries },
+            Some((&key, &doc.validators)),
+            now,
+        )
+        .map_err(|e| fail(ErrorKind::Store, e.to_string()))?;
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! Joining comments to stories, and the site-wide stream of recent
+//! comments. Same rules as the rest of the store: one writer, one batch.
+
+use std::collections::HashMap;
+
+use super::{Store, StoreError, encode, keys};
+use crate::model::{
+    Comment, CommentReport, CountSource, IncomingComment, Item, ItemId, RecentComment, Target,
+    Timestamp, Validators,
+};
+
+/// The site-wide stream keeps this many newest comments.
+pub const STREAM_MAX: usize = 1000;
+
+/// Where a batch of comments came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CommentSource {
+    /// A site-wide comments feed (`comments_url`).
+    Site,
+    /// One story's own comment feed, which listed `entries` comments.
+    ItemFeed { item: ItemId, entries: u32 },
+}
+
+impl Store {
+    /// Stores comments from one comments feed, with that feed's validators,
+    /// in one batch: each new comment is joined to its story when one of
+    /// its targets finds it, else kept until the story arrives (when it has
+    /// a story link) or dropped. Comments already joined are skipped, so a
+    /// comment seen in two feeds counts once.
+    pub fn add_comments(
+        &self,
+        incoming: Vec<IncomingComment>,
+        source: CommentSource,
+        validators: Option<(&str, &Validators)>,
+        now: Timestamp,
+    ) -> Result<CommentReport, StoreError> {
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let keep = self.keep_comments();
+        let mut batch = sled::Batch::default();
+        let mut report = CommentReport::default();
+        let mut dirty: HashMap<ItemId, Item> = HashMap::new();
+        let mut joined_here: HashMap<String, ItemId> = HashMap::new();
+
+        for ic in incoming {
+            let hash = keys::comment_hash(&ic.comment.id);
+            let known = self.tree.get(keys::comment(&hash))?;
+            let (joined, time) = match &known {
+                Some(v) => decode_comment_ref(v),
+                None => (None, None),
+            };
+            if let Some(item) = joined {
+                joined_here.insert(ic.comment.id.clone(), item);
+                continue;
+            }
+            if known.is_none() {
+                report.new += 1;
+            }
+            let time = time.unwrap_or_else(|| ic.comment.published.map_or(now, |p| p.min(now)));
+            let target = self.resolve(&ic.targets, &joined_here, &dirty)?;
+            match target {
+                Some(id) => {
+                    let item = match dirty.remove(&id) {
+                        Some(item) => Some(item),
+                        None => self.item(&id)?,
+                    };
+                    if let Some(mut item) = item {
+                        attach(&mut item, &ic.comment, keep, source);
+                        dirty.insert(id, item);
+                        joined_here.insert(ic.comment.id.clone(), id);
+                        report.joined += 1;
+                        for t in &ic.targets {
+                            if let Target::Link(link) = t {
+                                batch.remove(keys::orphan(link, &hash));
+                            }
+                        }
+                    }
+                }
+                None => match ic.targets.iter().find_map(|t| match t {
+                    Target::Link(l) => Some(l),
+                    _ => None,
+                }) {
+                    Some(link) => {
+                        batch.insert(keys::orphan(link, &hash), encode(&ic.comment)?);
+                        report.waiting += 1;
+                    }
+                    None => report.dropped += 1,
+                },
+            }
+            let item = joined_here.get(&ic.comment.id).copied();
+            batch.insert(keys::comment(&hash), comment_ref(item, time));
+            let entry = RecentComment {
+                comment: ic.comment,
+                item,
+            };
+            batch.insert(keys::stream(time, &hash), encode(&entry)?);
+        }
+
+        if let CommentSource::ItemFeed { item, .. } = source
+            && !dirty.contains_key(&item)
+            && let Some(stored) = self.item(&item)?
+        {
+            dirty.insert(item, stored);
+        }
+        for (id, mut item) in dirty {
+            if let CommentSource::ItemFeed {
+                item: target,
+                entries,
+            } = source
+                && target == id
+            {
+                item.comments.offer(CountSource::ItemFeed, entries);
+            }
+            batch.insert(keys::item(&id), encode(&item)?);
+        }
+        if let Some((url, v)) = validators {
+            batch.insert(keys::validators(url), encode(v)?);
+        }
+        self.tree.apply_batch(batch)?;
+        self.prune_stream()?;
+        self.bump();
+        Ok(report)
+    }
+
+    /// The newest comments across all feeds, newest first.
+    pub fn recent_comments(&self, limit: usize) -> Result<Vec<RecentComment>, StoreError> {
+        let mut out = Vec::with_capacity(limit.min(STREAM_MAX));
+        for value in self
+            .tree
+            .scan_prefix(keys::STREAM)
+            .values()
+            .rev()
+            .take(limit)
+        {
+            out.push(serde_json::from_slice(&value?)?);
+        }
+        Ok(out)
+    }
+
+    /// Joins comments that were waiting for `item` (by its link) to it.
+    /// Called inside a write, with the writer lock held.
+    pub(super) fn attach_orphans(
+        &self,
+        item: &mut Item,
+        batch: &mut sled::Batch,
+    ) -> Result<(), StoreError> {
+        let Some(link) = &item.link else {
+            return Ok(());
+        };
+        let keep = self.keep_comments();
+        for entry in self.tree.scan_prefix(keys::orphan_prefix(link)) {
+            let (key, value) = entry?;
+            let comment: Comment = serde_json::from_slice(&value)?;
+            let hash = keys::comment_hash(&comment.id);
+            let time = match self.tree.get(keys::comment(&hash))? {
+                Some(v) => decode_comment_ref(&v).1,
+                None => None,
+            }
+            .unwrap_or_else(|| comment.published.unwrap_or(item.first_seen));
+            attach(item, &comment, keep, CommentSource::Site);
+            batch.remove(key);
+            batch.insert(keys::comment(&hash), comment_ref(Some(item.id), time));
+            let entry = RecentComment {
+                comment,
+                item: Some(item.id),
+            };
+            batch.insert(keys::stream(time, &hash), encode(&entry)?);
+        }
+        Ok(())
+    }
+
+    fn resolve(
+        &self,
+        targets: &[Target],
+        joined_here: &HashMap<String, ItemId>,
+        dirty: &HashMap<ItemId, Item>,
+    ) -> Result<Option<ItemId>, StoreError> {
+        for t in targets {
+            let found = match t {
+                Target::Item(id) => (dirty.contains_key(id)
+                    || self.tree.contains_key(keys::item(id))?)
+                .then_some(*id),
+                Target::Link(link) => self
+                    .tree
+                    .get(keys::link(link))?
+                    .and_then(|v| v.as_ref().try_into().ok().map(ItemId)),
+                Target::Comment(parent) => match joined_here.get(parent) {
+                    Some(id) => Some(*id),
+                    None => self
+                        .tree
+                        .get(keys::comment(&keys::comment_hash(parent)))?
+                        .and_then(|v| decode_comment_ref(&v).0),
+                },
+            };
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Keeps the stream at [`STREAM_MAX`] entries, dropping the oldest.
+    fn prune_stream(&self) -> Result<(), StoreError> {
+        let total = self.tree.scan_prefix(keys::STREAM).keys().count();
+        if total <= STREAM_MAX {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for key in self
+            .tree
+            .scan_prefix(keys::STREAM)
+            .keys()
+            .take(total - STREAM_MAX)
+        {
+            batch.remove(key?);
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+}
+
+/// Adds a comment to a story's recent comments (newest first, at most
+/// `keep`) and counts it once.
+fn attach(item: &mut Item, comment: &Comment, keep: usize, source: CommentSource) {
+    if item.recent_comments.iter().any(|c| c.id == comment.id) {
+        return;
+    }
+    item.comments_seen += 1;
+    item.recent_comments.push(comment.clone());
+    item.recent_comments
+        .sort_by(|a, b| b.published.cmp(&a.published));
+    item.recent_comments.truncate(keep);
+    if source == CommentSource::Site {
+        item.comments
+            .offer(CountSource::SiteFeed, item.comments_seen);
+    }
+}
+
+/// `k:` values: the story's id when joined (16 bytes, else none), then the
+/// stream time (8 bytes).
+fn comment_ref(item: Option<ItemId>, time: Timestamp) -> Vec<u8> {
+    let mut v = Vec::with_capacity(24);
+    if let Some(id) = item {
+        v.extend_from_slice(&id.0);
+    }
+    v.extend_from_slice(&keys::time(time));
+    v
+}
+
+fn decode_comment_ref(v: &[u8]) -> (Option<ItemId>, Option<Timestamp>) {
+    let (item, time) = match v.len() {
+        24 => (v[..16].try_into().ok().map(ItemId), &v[16..]),
+        8 => (None, v),
+        _ => return (None, None),
+    };
+    (item, keys::decode_time(time))
+}
