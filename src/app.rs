@@ -51,10 +51,7 @@ pub async fn run(
     let mut poller = Poller::new(pipeline, shutdown.child_token());
     poller.apply(&config.load().feeds);
 
-    let app = server::router(AppState {
-        store: store.clone(),
-        config: config.clone(),
-    });
+    let app = server::router(AppState::new(store.clone(), config.clone()));
     tracing::info!(
         address = %listener.local_addr()?,
         feeds = config.load().feeds.len(),

@@ -76,6 +76,8 @@ pub enum Fetched {
 #[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
+    /// For URLs taken from feed content: redirects must stay on the host.
+    same_host: reqwest::Client,
     max_body: u64,
     timeout: Duration,
     connect_timeout: Duration,
@@ -88,18 +90,39 @@ impl Fetcher {
         // `ring` is compiled; install it once. A second install fails
         // harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT));
-        let client = reqwest::Client::builder()
-            .user_agent(cfg.user_agent.clone())
-            .default_headers(headers)
-            .connect_timeout(cfg.connect_timeout)
-            .timeout(cfg.timeout)
+        let builder = || {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT));
+            reqwest::Client::builder()
+                .user_agent(cfg.user_agent.clone())
+                .default_headers(headers)
+                .connect_timeout(cfg.connect_timeout)
+                .timeout(cfg.timeout)
+                .pool_idle_timeout(Duration::from_secs(60))
+        };
+        let client = builder()
             .redirect(reqwest::redirect::Policy::limited(cfg.max_redirects))
-            .pool_idle_timeout(Duration::from_secs(60))
+            .build()?;
+        let max = cfg.max_redirects;
+        let same_host = builder()
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                let first = attempt
+                    .previous()
+                    .first()
+                    .and_then(|u| u.host_str().map(str::to_string));
+                if attempt.previous().len() > max {
+                    attempt.error("too many redirects")
+                } else if attempt.url().host_str().map(str::to_string) != first {
+                    // The 3xx itself is the answer: reported as its status.
+                    attempt.stop()
+                } else {
+                    attempt.follow()
+                }
+            }))
             .build()?;
         Ok(Fetcher {
             client,
+            same_host,
             max_body: cfg.max_body_bytes,
             timeout: cfg.timeout,
             connect_timeout: cfg.connect_timeout,
@@ -114,7 +137,7 @@ impl Fetcher {
         validators: &Validators,
     ) -> Result<Fetched, FetchError> {
         match source {
-            Source::Http(url) => self.fetch_http(url, validators).await,
+            Source::Http(url) => self.fetch_http(&self.client, url, validators).await,
             Source::File(path) => {
                 let path = path.clone();
                 let validators = validators.clone();
@@ -131,8 +154,23 @@ impl Fetcher {
         }
     }
 
-    async fn fetch_http(&self, url: &Url, validators: &Validators) -> Result<Fetched, FetchError> {
-        let mut req = self.client.get(url.clone());
+    /// Fetches a URL found in feed content: like [`Fetcher::fetch`], but a
+    /// redirect to another host is not followed.
+    pub async fn fetch_same_host(
+        &self,
+        url: &Url,
+        validators: &Validators,
+    ) -> Result<Fetched, FetchError> {
+        self.fetch_http(&self.same_host, url, validators).await
+    }
+
+    async fn fetch_http(
+        &self,
+        client: &reqwest::Client,
+        url: &Url,
+        validators: &Validators,
+    ) -> Result<Fetched, FetchError> {
+        let mut req = client.get(url.clone());
         if let Some(etag) = &validators.etag {
             req = req.header(header::IF_NONE_MATCH, etag);
         }

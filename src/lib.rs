@@ -27,6 +27,7 @@ pub mod model;
 pub mod normalize;
 pub mod parse;
 pub mod poller;
+pub mod read;
 pub mod render;
 pub mod server;
 pub mod store;

@@ -86,7 +86,11 @@ pub fn parse_with_replies(
         .into_iter()
         .map(|e| e.in_reply_to)
         .collect();
-    refs.resize(feed.entries.len(), Vec::new());
+    // As in `parse_feed`: a count mismatch means the passes disagree on
+    // which entry is which, so no reference is attached at all.
+    if refs.len() != feed.entries.len() {
+        refs = vec![Vec::new(); feed.entries.len()];
+    }
     Ok((feed, refs))
 }
 

@@ -83,10 +83,13 @@ pub async fn refresh(
                 continue;
             }
             budget -= 1;
-            if let Err(e) = item_feed(store, fetcher, *id, &url, options, now).await {
+            if let Err(e) = item_feed(store, fetcher, &feed.id, *id, &url, options, now).await {
                 error = Some(e);
             }
         }
+    }
+    if let Some(e) = &error {
+        tracing::warn!(feed = %feed.id, kind = e.kind.as_str(), error = %e.message, "comments poll failed");
     }
     state.comments_error = error;
     if (state.comments_error.clone(), state.skipped_comment_feeds) != before
@@ -118,10 +121,11 @@ async fn site_feed(
     };
     let (parsed, replies) =
         parse::parse_with_replies(&doc.body, &doc.url, doc.content_type.as_deref())
-            .map_err(|e| fail(ErrorKind::Parse, e.to_string()))?;
+            .map_err(|e| fail(parse_kind(&e), e.to_string()))?;
     let comments = from_site_feed(&feed.id, parsed, replies, options.excerpt_chars);
     let report = store
         .add_comments(
+            &feed.id,
             comments,
             CommentSource::Site,
             Some((&key, &doc.validators)),
@@ -142,6 +146,7 @@ async fn site_feed(
 async fn item_feed(
     store: &Store,
     fetcher: &Fetcher,
+    feed: &str,
     item: ItemId,
     url: &Url,
     options: &CommentOptions,
@@ -154,17 +159,19 @@ async fn item_feed(
         at: now,
     };
     let validators = store.validators(&key).unwrap_or_default();
-    let doc = match fetcher.fetch(&Source::Http(url.clone()), &validators).await {
+    // Redirects may not leave the host the same-site rule approved.
+    let doc = match fetcher.fetch_same_host(url, &validators).await {
         Ok(Fetched::NotModified) => return Ok(()),
         Ok(Fetched::Document(doc)) => doc,
         Err(e) => return Err(fail(e.kind(), e.to_string())),
     };
     let parsed = parse::parse_feed(&doc.body, &doc.url, doc.content_type.as_deref())
-        .map_err(|e| fail(ErrorKind::Parse, e.to_string()))?;
+        .map_err(|e| fail(parse_kind(&e), e.to_string()))?;
     let entries = parsed.entries.len() as u32;
     let comments = from_item_feed(item, parsed, options.excerpt_chars);
     store
         .add_comments(
+            feed,
             comments,
             CommentSource::ItemFeed { item, entries },
             Some((&key, &doc.validators)),
@@ -172,4 +179,11 @@ async fn item_feed(
         )
         .map_err(|e| fail(ErrorKind::Store, e.to_string()))?;
     Ok(())
+}
+
+fn parse_kind(e: &parse::ParseError) -> ErrorKind {
+    match e {
+        parse::ParseError::NotAFeed => ErrorKind::NotAFeed,
+        parse::ParseError::Invalid(_) => ErrorKind::Parse,
+    }
 }

@@ -2,6 +2,7 @@
 //! items and a description of the channel; no store, no clock, no network.
 
 mod atom;
+pub mod digest;
 mod jsonfeed;
 mod rss;
 

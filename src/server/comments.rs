@@ -7,7 +7,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::feeds::limit;
 use super::{ApiError, AppState};
 use crate::model::Timestamp;
 
@@ -40,7 +39,7 @@ async fn recent(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Recent>, ApiError> {
-    let limit = limit(&query, DEFAULT_LIMIT)?;
+    let limit = crate::read::limit(query.get("limit").map(String::as_str), DEFAULT_LIMIT)?;
     let mut comments = Vec::new();
     for rc in state.store.recent_comments(limit)? {
         let item = match rc.item {

@@ -12,9 +12,20 @@ pub enum ApiError {
     Internal(String),
 }
 
-impl<E: std::error::Error> From<E> for ApiError {
-    fn from(e: E) -> Self {
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
         ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<crate::read::ReadError> for ApiError {
+    fn from(e: crate::read::ReadError) -> Self {
+        use crate::read::ReadError;
+        match e {
+            ReadError::BadRequest(m) => ApiError::BadRequest(m),
+            ReadError::NotFound(m) => ApiError::NotFound(m),
+            ReadError::Store(e) => e.into(),
+        }
     }
 }
 

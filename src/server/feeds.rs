@@ -1,17 +1,21 @@
 //! The merged outputs: all feeds, one group, one feed; Atom, RSS, JSON Feed.
+//! Rendered once per store generation and served from memory.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::get;
 
-use super::{AppState, error::ApiError};
-use crate::config::{Config, MAX_LIMIT, Source};
+use super::cache::{Rendered, respond};
+use super::{ApiError, AppState};
+use crate::config::Config;
 use crate::model::Item;
-use crate::render::{self, Channel, Directory, FeedInfo};
+use crate::read::{self, directory, group_members, url};
+use crate::render::{self, Channel};
 
 #[derive(Debug, Clone, Copy)]
 enum Format {
@@ -47,6 +51,8 @@ enum Scope {
     Feed(String),
 }
 
+type Params = Query<HashMap<String, String>>;
+
 pub fn router() -> Router<AppState> {
     let mut r = Router::new();
     for format in Format::ALL {
@@ -54,29 +60,23 @@ pub fn router() -> Router<AppState> {
         r = r
             .route(
                 &format!("/{file}"),
-                get(
-                    move |s: State<AppState>, q: Query<HashMap<String, String>>| {
-                        merged(s, q, Scope::All, format)
-                    },
-                ),
+                get(move |s: State<AppState>, h: HeaderMap, q: Params| {
+                    merged(s, h, q, Scope::All, format)
+                }),
             )
             .route(
                 &format!("/groups/{{group}}/{file}"),
                 get(
-                    move |s: State<AppState>,
-                          Path(g): Path<String>,
-                          q: Query<HashMap<String, String>>| {
-                        merged(s, q, Scope::Group(g), format)
+                    move |s: State<AppState>, h: HeaderMap, Path(g): Path<String>, q: Params| {
+                        merged(s, h, q, Scope::Group(g), format)
                     },
                 ),
             )
             .route(
                 &format!("/feeds/{{id}}/{file}"),
                 get(
-                    move |s: State<AppState>,
-                          Path(id): Path<String>,
-                          q: Query<HashMap<String, String>>| {
-                        merged(s, q, Scope::Feed(id), format)
+                    move |s: State<AppState>, h: HeaderMap, Path(id): Path<String>, q: Params| {
+                        merged(s, h, q, Scope::Feed(id), format)
                     },
                 ),
             );
@@ -84,114 +84,76 @@ pub fn router() -> Router<AppState> {
     r
 }
 
-/// `?limit=N`: 1 to [`MAX_LIMIT`], default `[output].items`.
-pub fn limit(query: &HashMap<String, String>, default: usize) -> Result<usize, ApiError> {
-    match query.get("limit") {
-        None => Ok(default),
-        Some(raw) => match raw.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(ApiError::BadRequest(format!(
-                "limit must be a whole number from 1 to {MAX_LIMIT}, not {raw:?}"
-            ))),
-        },
-    }
-}
-
 async fn merged(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     scope: Scope,
     format: Format,
 ) -> Result<Response, ApiError> {
     let config = state.config.load_full();
-    let limit = limit(&query, config.output.items)?;
-    let (items, title, path) = match &scope {
+    let limit = read::limit(query.get("limit").map(String::as_str), config.output.items)?;
+    let path = match &scope {
+        Scope::All => format.file().to_string(),
+        Scope::Group(g) => format!("groups/{g}/{}", format.file()),
+        Scope::Feed(id) => format!("feeds/{id}/{}", format.file()),
+    };
+    // A new config (a reload) is a new snapshot, so it keys new entries.
+    let key = format!("{:p}/{path}?{limit}", Arc::as_ptr(&config));
+    let generation = state.store.generation();
+    let rendered = state.cache.get_or_render(&key, generation, || {
+        render(&state, &config, &scope, format, limit, &path)
+    })?;
+    Ok(respond(&headers, &rendered))
+}
+
+fn render(
+    state: &AppState,
+    config: &Config,
+    scope: &Scope,
+    format: Format,
+    limit: usize,
+    path: &str,
+) -> Result<Rendered, ApiError> {
+    let (items, title) = match scope {
         Scope::All => (
             state.store.latest(limit, |_| true)?,
             config.server.title.clone(),
-            format.file().to_string(),
         ),
         Scope::Group(g) => {
-            let members: Vec<&str> = config
-                .feeds
-                .iter()
-                .filter(|f| f.groups.contains(g))
-                .map(|f| f.id.as_str())
-                .collect();
-            if members.is_empty() {
-                return Err(ApiError::NotFound(format!("no group named {g:?}")));
-            }
+            let members = group_members(config, g)?;
             let items = state
                 .store
                 .latest(limit, |i: &Item| i.feeds().any(|f| members.contains(&f)))?;
-            (
-                items,
-                format!("{}: {g}", config.server.title),
-                format!("groups/{g}/{}", format.file()),
-            )
+            (items, format!("{}: {g}", config.server.title))
         }
         Scope::Feed(id) => {
             let Some(feed) = config.feed(id) else {
                 return Err(ApiError::NotFound(format!("no feed with id {id:?}")));
             };
-            let title = state
-                .store
-                .feed_state(id)?
-                .title
-                .filter(|_| feed.title.is_none())
-                .unwrap_or_else(|| feed.display_title().to_string());
-            (
-                state.store.latest_in_feed(id, limit)?,
-                title,
-                format!("feeds/{id}/{}", format.file()),
-            )
+            let title = match &feed.title {
+                Some(t) => t.clone(),
+                None => state
+                    .store
+                    .feed_state(id)?
+                    .title
+                    .unwrap_or_else(|| id.clone()),
+            };
+            (state.store.latest_in_feed(id, limit)?, title)
         }
     };
     let channel = Channel {
         title,
-        self_url: url(&config, &path),
-        home_url: url(&config, ""),
+        self_url: url(config, path),
+        home_url: url(config, ""),
         updated: chrono::Utc::now(),
     };
-    let feeds = directory(&state, &config);
+    let feeds = directory(&state.store, config);
     let body = match format {
         Format::Atom => render::atom(&channel, &items, &feeds),
         Format::Rss => render::rss(&channel, &items, &feeds),
         Format::Json => render::json_feed(&channel, &items, &feeds),
     };
-    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
-}
-
-fn url(config: &Config, path: &str) -> String {
-    config
-        .server
-        .base_url
-        .join(path)
-        .map(String::from)
-        .unwrap_or_else(|_| format!("{}{path}", config.server.base_url))
-}
-
-/// How outputs name each configured feed.
-fn directory(state: &AppState, config: &Config) -> Directory {
-    config
-        .feeds
-        .iter()
-        .map(|f| {
-            let stored = state.store.feed_state(&f.id).unwrap_or_default();
-            let info = FeedInfo {
-                id: f.id.clone(),
-                title: f
-                    .title
-                    .clone()
-                    .or(stored.title)
-                    .unwrap_or_else(|| f.id.clone()),
-                url: match &f.source {
-                    Source::Http(u) => u.to_string(),
-                    Source::File(_) => url(config, &format!("feeds/{}/feed.rss", f.id)),
-                },
-                site: stored.site_link,
-            };
-            (f.id.clone(), info)
-        })
-        .collect()
+    let last_modified = items.iter().map(|i| i.last_changed).max();
+    Ok(Rendered::new(body, format.content_type(), last_modified))
 }

@@ -29,12 +29,13 @@ impl Store {
     /// comment seen in two feeds counts once.
     pub fn add_comments(
         &self,
+        feed: &str,
         incoming: Vec<IncomingComment>,
         source: CommentSource,
         validators: Option<(&str, &Validators)>,
         now: Timestamp,
     ) -> Result<CommentReport, StoreError> {
-        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let keep = self.keep_comments();
         let mut batch = sled::Batch::default();
         let mut report = CommentReport::default();
@@ -42,7 +43,7 @@ impl Store {
         let mut joined_here: HashMap<String, ItemId> = HashMap::new();
 
         for ic in incoming {
-            let hash = keys::comment_hash(&ic.comment.id);
+            let hash = keys::comment_hash(feed, &ic.comment.id);
             let known = self.tree.get(keys::comment(&hash))?;
             let (joined, time) = match &known {
                 Some(v) => decode_comment_ref(v),
@@ -56,7 +57,7 @@ impl Store {
                 report.new += 1;
             }
             let time = time.unwrap_or_else(|| ic.comment.published.map_or(now, |p| p.min(now)));
-            let target = self.resolve(&ic.targets, &joined_here, &dirty)?;
+            let target = self.resolve(feed, &ic.targets, &joined_here, &dirty)?;
             match target {
                 Some(id) => {
                     let item = match dirty.remove(&id) {
@@ -80,7 +81,11 @@ impl Store {
                     _ => None,
                 }) {
                     Some(link) => {
-                        batch.insert(keys::orphan(link, &hash), encode(&ic.comment)?);
+                        let waiting = Waiting {
+                            comment: ic.comment.clone(),
+                            hash,
+                        };
+                        batch.insert(keys::orphan(link, &hash), encode(&waiting)?);
                         report.waiting += 1;
                     }
                     None => report.dropped += 1,
@@ -149,15 +154,18 @@ impl Store {
         let keep = self.keep_comments();
         for entry in self.tree.scan_prefix(keys::orphan_prefix(link)) {
             let (key, value) = entry?;
-            let comment: Comment = serde_json::from_slice(&value)?;
-            let hash = keys::comment_hash(&comment.id);
-            let time = match self.tree.get(keys::comment(&hash))? {
-                Some(v) => decode_comment_ref(&v).1,
-                None => None,
-            }
-            .unwrap_or_else(|| comment.published.unwrap_or(item.first_seen));
-            attach(item, &comment, keep, CommentSource::Site);
+            let waiting: Waiting = serde_json::from_slice(&value)?;
+            let (comment, hash) = (waiting.comment, waiting.hash);
             batch.remove(key);
+            let (joined, time) = match self.tree.get(keys::comment(&hash))? {
+                Some(v) => decode_comment_ref(&v),
+                None => (None, None),
+            };
+            if joined.is_some() {
+                continue; // joined meanwhile, through another of its targets
+            }
+            let time = time.unwrap_or_else(|| comment.published.unwrap_or(item.first_seen));
+            attach(item, &comment, keep, CommentSource::Site);
             batch.insert(keys::comment(&hash), comment_ref(Some(item.id), time));
             let entry = RecentComment {
                 comment,
@@ -170,6 +178,7 @@ impl Store {
 
     fn resolve(
         &self,
+        feed: &str,
         targets: &[Target],
         joined_here: &HashMap<String, ItemId>,
         dirty: &HashMap<ItemId, Item>,
@@ -187,7 +196,7 @@ impl Store {
                     Some(id) => Some(*id),
                     None => self
                         .tree
-                        .get(keys::comment(&keys::comment_hash(parent)))?
+                        .get(keys::comment(&keys::comment_hash(feed, parent)))?
                         .and_then(|v| decode_comment_ref(&v).0),
                 },
             };
@@ -216,6 +225,13 @@ impl Store {
         self.tree.apply_batch(batch)?;
         Ok(())
     }
+}
+
+/// A comment waiting for its story, with its feed-scoped key.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Waiting {
+    comment: Comment,
+    hash: [u8; 16],
 }
 
 /// Adds a comment to a story's recent comments (newest first, at most

@@ -8,13 +8,14 @@
 //! | `t:`   | `t:` time(8) id(16)                  | empty: newest-first index |
 //! | `f:`   | `f:` feed `\0` time(8) id(16)        | empty: per-feed index |
 //! | `l:`   | `l:` canonical link                  | id(16)           |
+//! | `n:`   | `n:` first_seen(8, ns) id(16)        | empty: the digest's window index |
 //! | `s:`   | `s:` feed                            | feed state (JSON)|
 //! | `v:`   | `v:` comment feed URL                | validators (JSON)|
 //! | `k:`   | `k:` comment(16)                     | item id(16) or nothing, then time(8) |
 //! | `c:`   | `c:` time(8) comment(16)             | recent-comments stream entry (JSON) |
 //! | `o:`   | `o:` story link `\0` comment(16)     | a comment waiting for its story (JSON) |
 //!
-//! `comment(16)` is a hash of the comment's id (see `comment_hash`).
+//! `comment(16)` is a hash of the feed and comment ids (see `comment_hash`).
 
 use crate::model::{ItemId, Timestamp};
 
@@ -24,6 +25,7 @@ pub const TIME: &[u8] = b"t:";
 pub const FEED: &[u8] = b"f:";
 pub const LINK: &[u8] = b"l:";
 pub const STATE: &[u8] = b"s:";
+pub const SEEN: &[u8] = b"n:";
 pub const VALIDATORS: &[u8] = b"v:";
 pub const COMMENT: &[u8] = b"k:";
 pub const STREAM: &[u8] = b"c:";
@@ -38,6 +40,26 @@ pub fn time(t: Timestamp) -> [u8; 8] {
 pub fn decode_time(bytes: &[u8]) -> Option<Timestamp> {
     let millis = (u64::from_be_bytes(bytes.try_into().ok()?) ^ (1 << 63)) as i64;
     chrono::DateTime::from_timestamp_millis(millis)
+}
+
+/// Nanoseconds (first_seen is unique per story, to the nanosecond), sign
+/// bit flipped, big-endian.
+pub fn time_ns(t: Timestamp) -> [u8; 8] {
+    let nanos = t.timestamp_nanos_opt().unwrap_or(i64::MAX);
+    ((nanos as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub fn decode_time_ns(bytes: &[u8]) -> Option<Timestamp> {
+    let nanos = (u64::from_be_bytes(bytes.try_into().ok()?) ^ (1 << 63)) as i64;
+    Some(chrono::DateTime::from_timestamp_nanos(nanos))
+}
+
+pub fn by_first_seen(t: Timestamp, id: &ItemId) -> Vec<u8> {
+    [SEEN, &time_ns(t), &id.0].concat()
+}
+
+pub fn first_seen_from(t: Timestamp) -> Vec<u8> {
+    [SEEN, &time_ns(t)].concat()
 }
 
 pub fn item(id: &ItemId) -> Vec<u8> {
@@ -68,11 +90,15 @@ pub fn validators(url: &str) -> Vec<u8> {
     [VALIDATORS, url.as_bytes()].concat()
 }
 
-/// Comment ids are URLs or guids of any length; keys hold a fixed-size hash.
-pub fn comment_hash(id: &str) -> [u8; 16] {
+/// Comment ids are URLs or guids of any length, unique only within a site:
+/// keys hold a fixed-size hash of the feed id and the comment id.
+pub fn comment_hash(feed: &str, id: &str) -> [u8; 16] {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(id.as_bytes());
-    digest[..16].try_into().expect("16 bytes")
+    let mut h = sha2::Sha256::new();
+    h.update(feed.as_bytes());
+    h.update([0]);
+    h.update(id.as_bytes());
+    h.finalize()[..16].try_into().expect("16 bytes")
 }
 
 pub fn comment(hash: &[u8; 16]) -> Vec<u8> {

@@ -49,8 +49,9 @@ pub struct Store {
     tree: sled::Tree,
     /// sled batches are atomic but lookups before them are not; one writer
     /// at a time keeps "is this story new?" and the write consistent. A std
-    /// mutex: it is held only around short synchronous sled calls.
-    writer: Mutex<()>,
+    /// mutex: it is held only around short synchronous sled calls. It holds
+    /// the last `first_seen` handed out (see [`Store::cursor`]).
+    writer: Mutex<Timestamp>,
     /// Bumped on every change that an output could show.
     generation: AtomicU64,
     /// How many recent comments each story keeps (`[output].recent_comments`).
@@ -95,10 +96,16 @@ impl Store {
                 });
             }
         }
+        // first_seen stamps only grow, across restarts too.
+        let last_stamp = match tree.scan_prefix(keys::SEEN).keys().next_back() {
+            Some(key) => keys::decode_time_ns(&key?[keys::SEEN.len()..][..8]),
+            None => None,
+        }
+        .unwrap_or(chrono::DateTime::UNIX_EPOCH);
         Ok(Store {
             db,
             tree,
-            writer: Mutex::new(()),
+            writer: Mutex::new(last_stamp),
             generation: AtomicU64::new(1),
             recent_comments: AtomicUsize::new(5),
         })
@@ -118,7 +125,8 @@ impl Store {
         Ok(self.get(&keys::validators(url))?.unwrap_or_default())
     }
 
-    /// Changes whenever stored content that outputs show changes.
+    /// Changes whenever stored content that the feed outputs show changes
+    /// (stories, comments, feed titles); poll bookkeeping leaves it alone.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -132,12 +140,12 @@ impl Store {
         Ok(self.get(&keys::state(feed))?.unwrap_or_default())
     }
 
-    /// Records a poll that stored nothing (a 304 or a failure).
+    /// Records a poll that stored nothing (a 304 or a failure). The
+    /// generation stays: no output shows a feed's poll times.
     pub fn put_feed_state(&self, feed: &str, state: &FeedState) -> Result<(), StoreError> {
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         self.tree
             .insert(keys::state(feed), serde_json::to_vec(state)?)?;
-        self.bump();
         Ok(())
     }
 
@@ -156,7 +164,7 @@ impl Store {
         state: &FeedState,
         now: Timestamp,
     ) -> Result<IngestReport, StoreError> {
-        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last_stamp = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = sled::Batch::default();
         let mut report = IngestReport::default();
         for c in candidates {
@@ -174,7 +182,7 @@ impl Store {
             };
             match existing {
                 None => {
-                    let mut item = new_item(feed, c, now);
+                    let mut item = new_item(feed, c, stamp(&mut last_stamp), now);
                     // Comments that arrived before their story join it now.
                     self.attach_orphans(&mut item, &mut batch)?;
                     if item.comments.count != Some(0) {
@@ -205,6 +213,44 @@ impl Store {
         self.tree.apply_batch(batch)?;
         self.bump();
         Ok(report)
+    }
+
+    /// A digest cursor: a time after every stored story's `first_seen` and
+    /// before every later one's. Taken under the writer lock, so a story
+    /// stamped before it is already written.
+    pub fn cursor(&self) -> Timestamp {
+        let mut last = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        stamp(&mut last)
+    }
+
+    /// Stories first seen in `[since, until)` that `keep` accepts, oldest
+    /// first, at most `limit`; and, when more remain, the `first_seen` of
+    /// the first one left out (the next window's start).
+    pub fn first_seen_between(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        limit: usize,
+        keep: impl Fn(&Item) -> bool,
+    ) -> Result<(Vec<Item>, Option<Timestamp>), StoreError> {
+        let mut out = Vec::new();
+        let range = keys::first_seen_from(since)..keys::first_seen_from(until);
+        for key in self.tree.range(range).keys() {
+            let Some(id) = keys::id_suffix(&key?) else {
+                continue;
+            };
+            let Some(item) = self.item(&id)? else {
+                continue;
+            };
+            if !keep(&item) {
+                continue;
+            }
+            if out.len() == limit {
+                return Ok((out, Some(item.first_seen)));
+            }
+            out.push(item);
+        }
+        Ok((out, None))
     }
 
     /// Stories newest first, skipping those `keep` rejects, at most `limit`.
@@ -268,7 +314,15 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     Ok(serde_json::to_vec(value)?)
 }
 
-fn new_item(feed: &str, c: Candidate, now: Timestamp) -> Item {
+/// A `first_seen` later than every one handed out before, so that stories
+/// have a strict order and a digest cursor never splits a batch.
+fn stamp(last: &mut Timestamp) -> Timestamp {
+    let t = chrono::Utc::now().max(*last + chrono::Duration::nanoseconds(1));
+    *last = t;
+    t
+}
+
+fn new_item(feed: &str, c: Candidate, first_seen: Timestamp, now: Timestamp) -> Item {
     let e = c.entry;
     let mut comments = e.comments;
     if comments.count.is_some() {
@@ -286,7 +340,7 @@ fn new_item(feed: &str, c: Candidate, now: Timestamp) -> Item {
         content: e.content,
         published: e.published,
         updated: e.updated,
-        first_seen: now,
+        first_seen,
         last_changed: now,
         categories: e.categories,
         image: e.image,
@@ -336,6 +390,9 @@ fn write_item(batch: &mut sled::Batch, item: &Item, old: Option<&Item>) -> Resul
                 batch.remove(keys::by_feed(f, old_t, &old.id));
             }
         }
+    }
+    if old.is_none() {
+        batch.insert(keys::by_first_seen(item.first_seen, &item.id), &[][..]);
     }
     batch.insert(keys::item(&item.id), encode(item)?);
     batch.insert(keys::by_time(t, &item.id), &[][..]);

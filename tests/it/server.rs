@@ -79,10 +79,10 @@ async fn limits_groups_and_single_feeds_select_stories() {
         ("/feed.rss", "application/rss+xml"),
         ("/feed.json", "application/feed+json"),
     ] {
-        let app = paddock::server::router(paddock::server::AppState {
-            store: pipeline.store.clone(),
-            config: std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(config.clone())),
-        });
+        let app = paddock::server::router(paddock::server::AppState::new(
+            pipeline.store.clone(),
+            std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(config.clone())),
+        ));
         use tower::ServiceExt;
         let resp = app
             .oneshot(

@@ -1,0 +1,218 @@
+//! The read side shared by the HTTP server and the command line: how the
+//! outputs name feeds, and the digest's parameters and assembly. Reads the
+//! store; never fetches.
+
+use std::time::Duration;
+
+use crate::config::{Config, MAX_LIMIT, Source};
+use crate::model::{Item, Timestamp};
+use crate::render::digest::{DigestInput, FeedHealth, digest};
+use crate::render::{Directory, FeedInfo};
+use crate::store::{Store, StoreError};
+
+/// Stories in a digest when the request gives no `limit`.
+pub const DIGEST_DEFAULT_LIMIT: usize = 100;
+/// Recent comments in a digest, at most.
+pub const DIGEST_COMMENTS: usize = 20;
+/// The digest's window when the request gives no `since`.
+pub const DIGEST_DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An output's own URL under `[server].base_url`.
+pub fn url(config: &Config, path: &str) -> String {
+    config
+        .server
+        .base_url
+        .join(path)
+        .map(String::from)
+        .unwrap_or_else(|_| format!("{}{path}", config.server.base_url))
+}
+
+/// How outputs name each configured feed.
+pub fn directory(store: &Store, config: &Config) -> Directory {
+    config
+        .feeds
+        .iter()
+        .map(|f| {
+            let stored = store.feed_state(&f.id).unwrap_or_default();
+            let info = FeedInfo {
+                id: f.id.clone(),
+                title: f
+                    .title
+                    .clone()
+                    .or(stored.title)
+                    .unwrap_or_else(|| f.id.clone()),
+                url: match &f.source {
+                    Source::Http(u) => u.to_string(),
+                    Source::File(_) => url(config, &format!("feeds/{}/feed.rss", f.id)),
+                },
+                site: stored.site_link,
+            };
+            (f.id.clone(), info)
+        })
+        .collect()
+}
+
+/// `limit`: 1 to [`MAX_LIMIT`], else `default`.
+pub fn limit(raw: Option<&str>, default: usize) -> Result<usize, ReadError> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => match raw.trim().parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(ReadError::BadRequest(format!(
+                "limit must be a whole number from 1 to {MAX_LIMIT}, not {raw:?}"
+            ))),
+        },
+    }
+}
+
+/// `since`: an RFC 3339 time, or a duration back from `now` ("24h", "7d").
+pub fn since(raw: Option<&str>, now: Timestamp) -> Result<Timestamp, ReadError> {
+    let Some(raw) = raw.map(str::trim) else {
+        return Ok(now - chrono::Duration::from_std(DIGEST_DEFAULT_WINDOW).expect("small"));
+    };
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    match humantime::parse_duration(raw) {
+        Ok(d) => Ok(now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)),
+        Err(_) => Err(ReadError::BadRequest(format!(
+            "since must be an RFC 3339 time like \"2026-11-20T08:00:00Z\" or a duration like \"24h\" or \"7d\", not {raw:?}"
+        ))),
+    }
+}
+
+/// The feeds of a group, or an error naming the unknown group.
+pub fn group_members<'c>(config: &'c Config, group: &str) -> Result<Vec<&'c str>, ReadError> {
+    let members: Vec<&str> = config
+        .feeds
+        .iter()
+        .filter(|f| f.groups.iter().any(|g| g == group))
+        .map(|f| f.id.as_str())
+        .collect();
+    if members.is_empty() {
+        return Err(ReadError::NotFound(format!("no group named {group:?}")));
+    }
+    Ok(members)
+}
+
+/// What a digest request asks for, as given.
+#[derive(Debug, Default, Clone)]
+pub struct DigestQuery {
+    pub since: Option<String>,
+    pub group: Option<String>,
+    pub limit: Option<String>,
+}
+
+/// Assembles the digest as JSON. The window ends at a store cursor, so
+/// back-to-back windows chained by `next_since` neither overlap nor leave
+/// a gap.
+pub fn digest_json(
+    store: &Store,
+    config: &Config,
+    query: &DigestQuery,
+) -> Result<String, ReadError> {
+    let until = store.cursor();
+    let since = since(query.since.as_deref(), until)?;
+    let limit = limit(query.limit.as_deref(), DIGEST_DEFAULT_LIMIT)?;
+    let members = match &query.group {
+        Some(g) => Some(group_members(config, g)?),
+        None => None,
+    };
+    let in_scope = |item: &Item| {
+        members
+            .as_ref()
+            .is_none_or(|m| item.feeds().any(|f| m.contains(&f)))
+    };
+    let (items, more) = store.first_seen_between(since, until.max(since), limit, in_scope)?;
+    let comments: Vec<_> = store
+        .recent_comments(crate::store::STREAM_MAX)?
+        .into_iter()
+        .filter(|c| c.comment.published.is_none_or(|p| p >= since && p < until))
+        .filter(|c| match (&members, c.item) {
+            (None, _) => true,
+            (Some(m), Some(id)) => store
+                .item(&id)
+                .ok()
+                .flatten()
+                .is_some_and(|i| i.feeds().any(|f| m.contains(&f))),
+            (Some(_), None) => false,
+        })
+        .take(DIGEST_COMMENTS)
+        .collect();
+    let feeds = config
+        .feeds
+        .iter()
+        .filter(|f| members.as_ref().is_none_or(|m| m.contains(&f.id.as_str())))
+        .map(|f| {
+            let state = store.feed_state(&f.id).unwrap_or_default();
+            FeedHealth {
+                id: f.id.clone(),
+                title: f
+                    .title
+                    .clone()
+                    .or(state.title)
+                    .unwrap_or_else(|| f.id.clone()),
+                ok: state.last_error.is_none() && state.last_success.is_some(),
+                last_error: state.last_error.map(|e| e.message),
+                last_success: state.last_success,
+            }
+        })
+        .collect();
+    let directory = directory(store, config);
+    let groups = |feed: &str| {
+        config
+            .feed(feed)
+            .map(|f| f.groups.clone())
+            .unwrap_or_default()
+    };
+    let input = DigestInput {
+        title: &config.server.title,
+        generated_at: chrono::Utc::now(),
+        since,
+        until,
+        next_since: more.unwrap_or(until),
+        group: query.group.as_deref(),
+        items: &items,
+        comments: &comments,
+        feeds,
+        directory: &directory,
+        groups: &groups,
+    };
+    Ok(serde_json::to_string_pretty(&digest(&input)).expect("plain data serializes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_times_and_durations() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-21T08:00:00Z")
+            .unwrap()
+            .to_utc();
+        let at = |s| since(Some(s), now).unwrap().to_rfc3339();
+        assert_eq!(at("24h"), "2026-11-20T08:00:00+00:00");
+        assert_eq!(at("7d"), "2026-11-14T08:00:00+00:00");
+        assert_eq!(at("2026-11-20T09:30:00+01:00"), "2026-11-20T08:30:00+00:00");
+        assert_eq!(
+            since(None, now).unwrap().to_rfc3339(),
+            "2026-11-20T08:00:00+00:00"
+        );
+        assert!(matches!(
+            since(Some("yesterday"), now),
+            Err(ReadError::BadRequest(_))
+        ));
+        assert!(matches!(limit(Some("0"), 5), Err(ReadError::BadRequest(_))));
+        assert_eq!(limit(None, 5).unwrap(), 5);
+    }
+}

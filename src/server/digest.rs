@@ -1,0 +1,47 @@
+//! `GET /digest.json`: the same document as `paddock digest`.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+
+use super::cache::{Rendered, etag_of, respond};
+use super::{ApiError, AppState};
+use crate::read::{DigestQuery, digest_json};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/digest.json", get(digest))
+}
+
+async fn digest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let config = state.config.load_full();
+    let query = DigestQuery {
+        since: query.get("since").cloned(),
+        group: query.get("group").cloned(),
+        limit: query.get("limit").cloned(),
+    };
+    let body = digest_json(&state.store, &config, &query)?;
+    // The window's edges move with the clock; the ETag covers the content,
+    // so a client asking again with nothing new gets a 304.
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let newest = doc["items"][0]["first_seen"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.to_utc());
+    if let Some(obj) = doc.as_object_mut() {
+        for volatile in ["generated_at", "until", "next_since", "since"] {
+            obj.remove(volatile);
+        }
+    }
+    let mut rendered = Rendered::new(body, "application/json", newest);
+    rendered.etag = etag_of(doc.to_string().as_bytes());
+    Ok(respond(&headers, &rendered))
+}
