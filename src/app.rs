@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::fetch::Fetcher;
+use crate::metrics::Metrics;
+use crate::poller::PollReport;
 use crate::poller::comments::CommentOptions;
 use crate::poller::schedule::Limits;
 use crate::poller::{Pipeline, Poller};
@@ -26,14 +29,31 @@ pub fn pipeline(config: &Config) -> anyhow::Result<Pipeline> {
     if let Some(parent) = config.storage.path.parent() {
         std::fs::create_dir_all(parent).ok();
     }
-    let store = Store::open(&config.storage.path, config.storage.cache_bytes)?;
+    let store = Arc::new(Store::open(
+        &config.storage.path,
+        config.storage.cache_bytes,
+    )?);
+    rebuild(config, store, Arc::default())
+}
+
+/// A pipeline on an open store, with settings from `config`.
+fn rebuild(config: &Config, store: Arc<Store>, metrics: Arc<Metrics>) -> anyhow::Result<Pipeline> {
     store.set_recent_comments(config.output.recent_comments);
     Ok(Pipeline {
-        store: Arc::new(store),
+        store,
         fetcher: Fetcher::new(&config.poll)?,
         limits: Arc::new(Limits::new(config.poll.concurrency, config.poll.per_host)),
         comments: CommentOptions::from(config),
+        metrics,
     })
+}
+
+/// What the HTTP admin routes ask of the running daemon.
+pub enum Control {
+    /// Re-read the config file; answers with the error sentence if it is bad.
+    Reload(oneshot::Sender<Result<(), String>>),
+    /// Poll one feed now.
+    Refresh(String, oneshot::Sender<Result<PollReport, String>>),
 }
 
 /// Runs the daemon on `listener` until `shutdown` is cancelled: polls on
@@ -46,12 +66,18 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let pipeline = pipeline(&config)?;
     let store = pipeline.store.clone();
+    let metrics = pipeline.metrics.clone();
     let config = Arc::new(ArcSwap::from_pointee(config));
 
     let mut poller = Poller::new(pipeline, shutdown.child_token());
     poller.apply(&config.load().feeds);
 
-    let app = server::router(AppState::new(store.clone(), config.clone()));
+    let (control, mut requests) = mpsc::channel(16);
+    let state = AppState::new(store.clone(), config.clone())
+        .with_metrics(metrics)
+        .with_control(control);
+    let status = state.status.clone();
+    let app = server::router(state);
     tracing::info!(
         address = %listener.local_addr()?,
         feeds = config.load().feeds.len(),
@@ -62,7 +88,30 @@ pub async fn run(
         axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
     let server = tokio::spawn(async move { server.await });
 
-    shutdown.cancelled().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(request) = requests.recv() => match request {
+                Control::Reload(reply) => {
+                    let result = reload(&config, &mut poller).map_err(|e| e.to_string());
+                    status.store(result.as_ref().err().map(|e| Arc::new(e.clone())));
+                    let _ = reply.send(result);
+                }
+                Control::Refresh(id, reply) => {
+                    let feed = config.load().feed(&id).cloned();
+                    let pipeline = poller.pipeline().clone();
+                    tokio::spawn(async move {
+                        let result = match feed {
+                            Some(feed) => Ok(pipeline.poll(&feed).await),
+                            None => Err(format!("no feed with id {id:?}")),
+                        };
+                        let _ = reply.send(result);
+                    });
+                }
+            },
+        }
+    }
+
     tracing::info!("shutting down");
     if !poller.stop(POLL_GRACE).await {
         tracing::warn!(
@@ -77,6 +126,37 @@ pub async fn run(
     }
     store.flush()?;
     tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Re-reads the config file and, when it is valid, swaps it in whole: feed
+/// tasks are started, stopped or restarted to match. A bad file changes
+/// nothing; its `FILE:LINE:COL: message` is returned.
+pub fn reload(config: &ArcSwap<Config>, poller: &mut Poller) -> Result<(), ConfigError> {
+    let old = config.load_full();
+    let new = match Config::load(&old.file) {
+        Ok(new) => new,
+        Err(e) => {
+            tracing::error!("{e}");
+            return Err(e);
+        }
+    };
+    if new.server.listen != old.server.listen || new.storage.path != old.storage.path {
+        tracing::warn!("[server].listen and [storage].path take effect only after a restart");
+    }
+    if new.poll != old.poll || new.output != old.output {
+        let current = poller.pipeline();
+        match rebuild(&new, current.store.clone(), current.metrics.clone()) {
+            Ok(pipeline) => poller.reconfigure(pipeline, &new.feeds),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot apply the new [poll] settings; keeping the old ones")
+            }
+        }
+    } else {
+        poller.apply(&new.feeds);
+    }
+    tracing::info!(feeds = new.feeds.len(), "config reloaded");
+    config.store(Arc::new(new));
     Ok(())
 }
 

@@ -9,6 +9,8 @@ use tokio_util::sync::CancellationToken;
 use crate::app;
 use crate::config::Config;
 use crate::poller::{Outcome, PollReport};
+use crate::read::{self, DigestQuery};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +49,37 @@ pub enum Command {
     },
     /// Validate the config file
     Check,
+    /// Print the digest JSON (the same document as GET /digest.json)
+    Digest {
+        /// Window start: an RFC 3339 time or a duration back from now ("24h", "7d") [default: 24h]
+        #[arg(long)]
+        since: Option<String>,
+        /// Only stories of this group
+        #[arg(long)]
+        group: Option<String>,
+        /// Most stories to list (1 to 1000) [default: 100]
+        #[arg(long)]
+        limit: Option<String>,
+        /// Ask a running daemon at this base URL instead of opening the store
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+    },
+    /// OPML of the feed list
+    Opml {
+        #[command(subcommand)]
+        action: OpmlAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OpmlAction {
+    /// Print the configured feeds as OPML
+    Export,
+    /// Print [[feed]] TOML for the feeds of an OPML file
+    Import {
+        /// The OPML file
+        file: PathBuf,
+    },
 }
 
 impl Cli {
@@ -63,6 +96,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check => check(&path),
         Command::Serve => serve(&path).await,
         Command::Poll { feeds } => poll(&path, &feeds).await,
+        Command::Digest {
+            since,
+            group,
+            limit,
+            server,
+        } => {
+            let query = DigestQuery {
+                since,
+                group,
+                limit,
+            };
+            match server {
+                Some(base) => digest_from_server(&base, &query).await,
+                None => digest(&path, &query),
+            }
+        }
+        Command::Opml {
+            action: OpmlAction::Export,
+        } => opml_export(&path),
+        Command::Opml {
+            action: OpmlAction::Import { file },
+        } => {
+            let xml = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let toml = crate::opml::import(&xml)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            print!("{toml}");
+            Ok(())
+        }
     }
 }
 
@@ -75,6 +137,66 @@ fn check(path: &Path) -> anyhow::Result<()> {
         config.feeds.iter().filter(|f| f.enabled).count(),
         config.groups().len()
     );
+    Ok(())
+}
+
+fn digest(path: &Path, query: &DigestQuery) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let store =
+        Store::open(&config.storage.path, config.storage.cache_bytes).map_err(|e| match e {
+            StoreError::Locked { .. } => anyhow::anyhow!(
+                "{e}; or read it from the daemon with --server {}",
+                config.server.base_url
+            ),
+            e => e.into(),
+        })?;
+    let json = read::digest_json(&store, &config, query)?;
+    println!("{json}");
+    Ok(())
+}
+
+async fn digest_from_server(base: &str, query: &DigestQuery) -> anyhow::Result<()> {
+    let mut url = url::Url::parse(base)
+        .and_then(|b| b.join("digest.json"))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--server must be the daemon's base URL, like http://127.0.0.1:8080/: {e}"
+            )
+        })?;
+    {
+        let mut pairs = url.query_pairs_mut();
+        for (k, v) in [
+            ("since", &query.since),
+            ("group", &query.group),
+            ("limit", &query.limit),
+        ] {
+            if let Some(v) = v {
+                pairs.append_pair(k, v);
+            }
+        }
+    }
+    let body = crate::fetch::get_text(&url).await?;
+    println!("{body}");
+    Ok(())
+}
+
+fn opml_export(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let listed = crate::opml::listed(
+        &config,
+        |id| {
+            config
+                .feed(id)
+                .map(|f| f.display_title().to_string())
+                .unwrap_or_default()
+        },
+        |id| match config.feed(id).map(|f| &f.source) {
+            Some(crate::config::Source::Http(u)) => u.to_string(),
+            _ => read::url(&config, &format!("feeds/{id}/feed.rss")),
+        },
+        |_| None,
+    );
+    print!("{}", crate::opml::export(&config.server.title, &listed));
     Ok(())
 }
 

@@ -309,3 +309,27 @@ fn read_file(
         },
     }))
 }
+
+/// GETs a document from one of Paddock's own servers (`paddock digest
+/// --server`): the body on a 2xx, else an error with the server's words.
+pub async fn get_text(url: &Url) -> anyhow::Result<String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let resp = reqwest::Client::new()
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach {url}: {}", error_chain(&e)))?;
+    let status = resp.status();
+    let body = resp
+        .text()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading {url}: {e}"))?;
+    if !status.is_success() {
+        let said = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or(body);
+        anyhow::bail!("{url} answered {status}: {said}");
+    }
+    Ok(body)
+}

@@ -28,6 +28,7 @@ pub struct Pipeline {
     pub fetcher: Fetcher,
     pub limits: Arc<Limits>,
     pub comments: comments::CommentOptions,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Pipeline {
@@ -39,10 +40,12 @@ impl Pipeline {
         let options = self.comments;
         let task =
             tokio::spawn(async move { refresh_feed(&store, &fetcher, &cfg, &options).await });
-        match task.await {
+        let report = match task.await {
             Ok(report) => report,
             Err(e) => self.record_crash(feed, e.to_string()),
-        }
+        };
+        self.metrics.record_poll(&report);
+        report
     }
 
     /// Polls every feed given once, all at the same time within the limits;
@@ -86,6 +89,7 @@ impl Pipeline {
             feed: feed.id.clone(),
             outcome: Outcome::Failed(failure),
             elapsed: Duration::ZERO,
+            fetch_elapsed: None,
             next_poll: next,
         }
     }
@@ -133,6 +137,20 @@ impl Poller {
                 .spawn(run_feed(self.pipeline.clone(), feed.clone(), token.clone()));
             self.tasks.insert(id.to_string(), (feed.clone(), token));
         }
+    }
+
+    /// Swaps in a pipeline built from new settings and restarts every feed
+    /// task on it; stored next-poll times keep them from all firing at once.
+    pub fn reconfigure(&mut self, pipeline: Pipeline, feeds: &[FeedConfig]) {
+        for (_, (_, token)) in self.tasks.drain() {
+            token.cancel();
+        }
+        self.pipeline = pipeline;
+        self.apply(feeds);
+    }
+
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
     }
 
     /// Stops scheduling and waits up to `grace` for polls in flight.

@@ -51,6 +51,8 @@ pub struct PollReport {
     pub feed: String,
     pub outcome: Outcome,
     pub elapsed: std::time::Duration,
+    /// The fetch alone, when one was made.
+    pub fetch_elapsed: Option<std::time::Duration>,
     pub next_poll: Timestamp,
 }
 
@@ -71,7 +73,8 @@ pub async fn refresh_feed(
     // `poll` works on a copy so that a failure half-way leaves nothing of
     // the attempt but the failure itself.
     let mut attempt = state.clone();
-    let outcome = match poll(store, fetcher, feed, &mut attempt, now).await {
+    let mut fetch_elapsed = None;
+    let outcome = match poll(store, fetcher, feed, &mut attempt, &mut fetch_elapsed, now).await {
         Ok((outcome, count_changed)) => {
             state = attempt;
             // Comments never fail the feed: their errors are kept apart.
@@ -110,6 +113,7 @@ pub async fn refresh_feed(
         feed: feed.id.clone(),
         outcome,
         elapsed: started.elapsed(),
+        fetch_elapsed,
         next_poll: state.next_poll.unwrap_or(now),
     };
     log(&report);
@@ -121,9 +125,13 @@ async fn poll(
     fetcher: &Fetcher,
     feed: &FeedConfig,
     state: &mut FeedState,
+    fetch_elapsed: &mut Option<std::time::Duration>,
     now: Timestamp,
 ) -> Result<(Outcome, Vec<ItemId>), PollError> {
-    let fetched = fetcher.fetch(&feed.source, &state.validators).await?;
+    let started = Instant::now();
+    let fetched = fetcher.fetch(&feed.source, &state.validators).await;
+    *fetch_elapsed = Some(started.elapsed());
+    let fetched = fetched?;
     let doc = match fetched {
         Fetched::NotModified => {
             succeed(state, feed, now);

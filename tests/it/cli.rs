@@ -154,3 +154,93 @@ fn a_store_held_by_another_process_is_one_sentence() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn digest_reads_the_store_or_asks_the_daemon() {
+    let server = FixtureServer::start().await;
+    let env = TestEnv::new();
+    let config = env.write_config(&[("ttac", &server.url("/f/wordpress.rss"))], "");
+    let path = env.config_path().to_str().unwrap().to_string();
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            paddock(&refs)
+        })
+    };
+    let out = run(vec!["poll".into(), "--config".into(), path.clone()])
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let out = run(vec![
+        "digest".into(),
+        "--config".into(),
+        path.clone(),
+        "--since".into(),
+        "1h".into(),
+    ])
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["items"].as_array().unwrap().len(), 6);
+    let out = run(vec![
+        "digest".into(),
+        "--config".into(),
+        path.clone(),
+        "--since".into(),
+        "later".into(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("since must be"));
+
+    // While the daemon holds the store, digest says so, and --server works.
+    let daemon = crate::support::Daemon::start(config).await;
+    daemon.wait_for_stories(6).await;
+    let out = run(vec!["digest".into(), "--config".into(), path.clone()])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("in use by another Paddock process") && stderr.contains("--server"),
+        "{stderr}"
+    );
+    let out = run(vec![
+        "digest".into(),
+        "--server".into(),
+        daemon.base.clone(),
+        "--since".into(),
+        "1h".into(),
+    ])
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["items"].as_array().unwrap().len(), 6);
+    let out = run(vec![
+        "digest".into(),
+        "--server".into(),
+        daemon.base.clone(),
+        "--group".into(),
+        "nope".into(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no group named"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    daemon.stop().await;
+}

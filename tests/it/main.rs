@@ -3,6 +3,8 @@
 
 mod cli;
 mod comments;
+mod digest;
+mod ops;
 mod pipeline;
 mod readers;
 mod server;

@@ -434,3 +434,15 @@ async fn a_running_daemon_polls_and_serves_then_stops_cleanly() {
         .unwrap();
     assert!(result.is_ok(), "{result:?}");
 }
+
+/// Asks a daemon to poll a feed now, through the admin route.
+pub async fn refresh_via_admin(daemon: &crate::support::Daemon, feed: &str, token: &str) -> Value {
+    let r = crate::support::client()
+        .post(daemon.url(&format!("api/feeds/{feed}/refresh")))
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
+}

@@ -9,21 +9,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{FixtureServer, TestEnv, get_bytes};
-
-fn have(program: &str, probe: &[&str]) -> bool {
-    let found = Command::new(program)
-        .args(probe)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!("{program} is required under CI (see .ci/run) but is not installed");
-        }
-        eprintln!("SKIPPED: {program} is not installed; install it to run this reader check");
-    }
-    found
-}
+use crate::support::{FixtureServer, TestEnv, get_bytes, have};
 
 /// Starts a daemon on fixture feeds and waits until it has polled them.
 async fn daemon() -> (

@@ -311,3 +311,69 @@ impl TestEnv {
         Config::load(&self.config_path()).expect("test config is valid")
     }
 }
+
+/// A running daemon (`app::run`) on 127.0.0.1:0.
+pub struct Daemon {
+    pub base: String,
+    pub shutdown: tokio_util::sync::CancellationToken,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Daemon {
+    pub async fn start(mut config: Config) -> Daemon {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/", listener.local_addr().unwrap());
+        config.server.base_url = base.parse().unwrap();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(paddock::app::run(config, listener, shutdown.clone()));
+        Daemon {
+            base,
+            shutdown,
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path.trim_start_matches('/'))
+    }
+
+    /// Waits until `/feed.json?limit=1000` lists `n` stories.
+    pub async fn wait_for_stories(&self, n: usize) {
+        let mut seen = 0;
+        for _ in 0..200 {
+            let body = get_bytes(&self.url("feed.json?limit=1000")).await;
+            let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            seen = doc["items"].as_array().map_or(0, |a| a.len());
+            if seen == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the daemon shows {seen} stories, not {n}");
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(15), self.task)
+            .await
+            .expect("the daemon stops within its grace periods")
+            .unwrap();
+        assert!(result.is_ok(), "{result:?}");
+    }
+}
+
+/// Whether an external tool is here. Under CI it must be: its absence
+/// fails the test; elsewhere the test says it is skipped.
+pub fn have(program: &str, probe: &[&str]) -> bool {
+    let found = std::process::Command::new(program)
+        .args(probe)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!("{program} {probe:?} is required under CI (see .ci/run) but failed");
+        }
+        eprintln!("SKIPPED: {program} {probe:?} failed; install it to run this check");
+    }
+    found
+}

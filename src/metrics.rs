@@ -1,0 +1,158 @@
+//! Prometheus metrics, one registry per daemon (not a global), so tests
+//! and two daemons in one process never mix their counts.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::model::FeedState;
+use crate::poller::{Outcome, PollReport};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PollLabels {
+    /// `stored`, `not_modified` or `failed`.
+    pub outcome: &'static str,
+    /// The error kind for failures, else empty.
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoredLabels {
+    /// `new` or `updated`.
+    pub change: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The route's pattern, e.g. `/feeds/{id}/feed.atom`; `unmatched`.
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeedLabels {
+    pub feed: String,
+    pub kind: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    polls: Family<PollLabels, Counter>,
+    fetch_seconds: Histogram,
+    stored: Family<StoredLabels, Counter>,
+    http: Family<HttpLabels, Counter>,
+    failing: Family<FeedLabels, Gauge>,
+    failing_total: Gauge,
+    /// Encoding reads the failing-feed gauges, which a scrape rewrites.
+    scrape: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("paddock");
+        let polls = Family::<PollLabels, Counter>::default();
+        registry.register(
+            "polls",
+            "Feed polls by outcome and error kind",
+            polls.clone(),
+        );
+        let fetch_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        registry.register(
+            "fetch_duration_seconds",
+            "Time to fetch one feed document",
+            fetch_seconds.clone(),
+        );
+        let stored = Family::<StoredLabels, Counter>::default();
+        registry.register(
+            "items_stored",
+            "Stories stored, new or updated",
+            stored.clone(),
+        );
+        let http = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            http.clone(),
+        );
+        let failing = Family::<FeedLabels, Gauge>::default();
+        registry.register(
+            "feed_failing",
+            "1 for each feed whose last poll failed, by error kind",
+            failing.clone(),
+        );
+        let failing_total = Gauge::default();
+        registry.register(
+            "failing_feeds",
+            "Feeds whose last poll failed",
+            failing_total.clone(),
+        );
+        Metrics {
+            registry,
+            polls,
+            fetch_seconds,
+            stored,
+            http,
+            failing,
+            failing_total,
+            scrape: Mutex::new(()),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn record_poll(&self, report: &PollReport) {
+        let (outcome, kind) = match &report.outcome {
+            Outcome::Stored { new, updated, .. } => {
+                self.stored
+                    .get_or_create(&StoredLabels { change: "new" })
+                    .inc_by(*new as u64);
+                self.stored
+                    .get_or_create(&StoredLabels { change: "updated" })
+                    .inc_by(*updated as u64);
+                ("stored", "")
+            }
+            Outcome::NotModified => ("not_modified", ""),
+            Outcome::Failed(f) => ("failed", f.kind.as_str()),
+        };
+        self.polls
+            .get_or_create(&PollLabels { outcome, kind })
+            .inc();
+        if let Some(d) = report.fetch_elapsed {
+            self.fetch_seconds.observe(d.as_secs_f64());
+        }
+    }
+
+    pub fn record_http(&self, route: String, status: u16, _elapsed: Duration) {
+        self.http.get_or_create(&HttpLabels { route, status }).inc();
+    }
+
+    /// The exposition text (OpenMetrics, which Prometheus scrapes), with
+    /// the failing-feed gauges set from the feeds' current states.
+    pub fn render<'a>(&self, feeds: impl Iterator<Item = (&'a str, FeedState)>) -> String {
+        let _one_at_a_time = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        self.failing.clear();
+        let mut total = 0;
+        for (id, state) in feeds {
+            if let Some(e) = state.last_error {
+                total += 1;
+                self.failing
+                    .get_or_create(&FeedLabels {
+                        feed: id.to_string(),
+                        kind: e.kind.as_str(),
+                    })
+                    .set(1);
+            }
+        }
+        self.failing_total.set(total);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String");
+        out
+    }
+}
