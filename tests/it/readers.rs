@@ -242,3 +242,124 @@ async fn hostile_markup_never_reaches_an_output() {
     }
     shutdown.cancel();
 }
+
+/// RFC 4287's rules for a feed document, checked on every Atom output.
+fn check_atom(xml: &str) -> Vec<String> {
+    const ATOM: &str = "http://www.w3.org/2005/Atom";
+    let doc = roxmltree::Document::parse(xml).expect("well-formed XML");
+    let root = doc.root_element();
+    let mut errors = Vec::new();
+    let mut fail = |m: String| errors.push(m);
+    if !(root.has_tag_name((ATOM, "feed"))) {
+        fail("the root is not atom:feed".into());
+    }
+    fn children<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Vec<roxmltree::Node<'a, 'i>> {
+        n.children()
+            .filter(|c| c.has_tag_name((ATOM, name)))
+            .collect()
+    }
+    let is_date =
+        |n: &roxmltree::Node| chrono::DateTime::parse_from_rfc3339(n.text().unwrap_or("")).is_ok();
+    for (name, exactly_one) in [("id", true), ("title", true), ("updated", true)] {
+        let found = children(root, name);
+        if exactly_one && found.len() != 1 {
+            fail(format!("feed has {} atom:{name}", found.len()));
+        }
+    }
+    if !children(root, "updated").iter().all(is_date) {
+        fail("feed updated is not an RFC 3339 date".into());
+    }
+    let feed_has_author = !children(root, "author").is_empty();
+    if !children(root, "link")
+        .iter()
+        .any(|l| l.attribute("rel") == Some("self"))
+    {
+        fail("feed has no rel=self link".into());
+    }
+    let mut ids = std::collections::HashSet::new();
+    for entry in children(root, "entry") {
+        for name in ["id", "title", "updated"] {
+            if children(entry, name).len() != 1 {
+                fail(format!(
+                    "entry has {} atom:{name}",
+                    children(entry, name).len()
+                ));
+            }
+        }
+        for name in ["updated", "published"] {
+            if !children(entry, name).iter().all(is_date) {
+                fail(format!("entry {name} is not an RFC 3339 date"));
+            }
+        }
+        let id = children(entry, "id")
+            .first()
+            .and_then(|i| i.text())
+            .unwrap_or("")
+            .to_string();
+        if url::Url::parse(&id).is_err() {
+            fail(format!("entry id {id:?} is not an IRI"));
+        }
+        if !ids.insert(id.clone()) {
+            fail(format!("entry id {id} repeats"));
+        }
+        let source_has_author = children(entry, "source")
+            .iter()
+            .any(|s| !children(*s, "author").is_empty());
+        if children(entry, "author").is_empty() && !feed_has_author && !source_has_author {
+            fail(format!("entry {id} has no author"));
+        }
+        let alternates: Vec<_> = children(entry, "link")
+            .into_iter()
+            .filter(|l| l.attribute("rel").unwrap_or("alternate") == "alternate")
+            .map(|l| {
+                (
+                    l.attribute("type").unwrap_or(""),
+                    l.attribute("hreflang").unwrap_or(""),
+                )
+            })
+            .collect();
+        let unique: std::collections::HashSet<_> = alternates.iter().collect();
+        if unique.len() != alternates.len() {
+            fail(format!("entry {id} repeats an alternate link of one type"));
+        }
+        if children(entry, "content").is_empty() && alternates.is_empty() {
+            fail(format!(
+                "entry {id} has neither content nor an alternate link"
+            ));
+        }
+        for source in children(entry, "source") {
+            for name in ["id", "title", "updated"] {
+                if children(source, name).len() > 1 {
+                    fail(format!("source repeats atom:{name}"));
+                }
+            }
+        }
+        for text in ["title", "summary", "content"] {
+            for t in children(entry, text) {
+                let ty = t.attribute("type").unwrap_or("text");
+                if !["text", "html", "xhtml"].contains(&ty) && !ty.contains('/') {
+                    fail(format!("entry {text} has type {ty:?}"));
+                }
+            }
+        }
+    }
+    errors
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn atom_outputs_follow_rfc_4287() {
+    let (_server, _env, base, shutdown) = daemon().await;
+    for output in OUTPUTS {
+        let body =
+            String::from_utf8(get_bytes(&format!("{base}{output}.atom?limit=100")).await).unwrap();
+        let errors = check_atom(&body);
+        assert!(
+            errors.is_empty(),
+            "{output}.atom breaks RFC 4287: {errors:#?}"
+        );
+    }
+    // The checker itself catches a broken document.
+    let broken = r#"<feed xmlns="http://www.w3.org/2005/Atom"><title>x</title><entry><title>e</title></entry></feed>"#;
+    assert!(check_atom(broken).len() >= 4, "{:?}", check_atom(broken));
+    shutdown.cancel();
+}
