@@ -13,9 +13,8 @@ use crate::config::{Config, ConfigError};
 use crate::fetch::Fetcher;
 use crate::metrics::Metrics;
 use crate::poller::PollReport;
-use crate::poller::comments::CommentOptions;
 use crate::poller::schedule::Limits;
-use crate::poller::{Pipeline, Poller};
+use crate::poller::{Pipeline, PollOptions, Poller};
 use crate::server::{self, AppState};
 use crate::store::Store;
 
@@ -43,7 +42,7 @@ fn rebuild(config: &Config, store: Arc<Store>, metrics: Arc<Metrics>) -> anyhow:
         store,
         fetcher: Fetcher::new(&config.poll)?,
         limits: Arc::new(Limits::new(config.poll.concurrency, config.poll.per_host)),
-        comments: CommentOptions::from(config),
+        options: PollOptions::from(config),
         metrics,
     })
 }

@@ -57,6 +57,11 @@ pub struct PollConfig {
     pub item_comment_feeds: usize,
     /// Only stories published this recently have their comment feeds read.
     pub item_comments_max_age: Duration,
+    /// No feed is polled more often than this.
+    pub min_interval: Duration,
+    /// Servers' requests to wait (`Retry-After`, `max-age`, `<ttl>`) are
+    /// honoured up to this long.
+    pub max_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -264,6 +269,8 @@ fn validate(raw: raw::File, dir: &Path, file: &Path) -> Result<Config, Invalid> 
         user_agent,
         item_comment_feeds: bounded(&poll.item_comment_feeds, 10, 0, 100)?,
         item_comments_max_age: duration(&poll.item_comments_max_age, "7d")?,
+        min_interval: duration(&poll.min_interval, "1m")?,
+        max_interval: duration(&poll.max_interval, "24h")?,
     };
     let output_cfg = OutputConfig {
         items: bounded(&output.items, 50, 1, MAX_LIMIT)?,
@@ -467,6 +474,8 @@ mod raw {
         pub user_agent: Option<String>,
         pub item_comment_feeds: Option<Spanned<usize>>,
         pub item_comments_max_age: Option<Spanned<String>>,
+        pub min_interval: Option<Spanned<String>>,
+        pub max_interval: Option<Spanned<String>>,
     }
 
     #[derive(Deserialize, Default)]

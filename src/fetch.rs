@@ -26,12 +26,14 @@ pub enum FetchError {
     Connect { host: String, detail: String },
     #[error("TLS handshake with {host:?} failed: {detail}")]
     Tls { host: String, detail: String },
-    #[error("the server answered HTTP {status}")]
+    #[error("the server answered HTTP {status}{}", retry_after.map(|d| format!(" and asked to wait {}s", d.as_secs())).unwrap_or_default())]
     Status {
         status: u16,
-        /// `Retry-After`, when the server sent one.
-        retry_after: Option<String>,
+        /// `Retry-After` (seconds or an HTTP date), when the server sent one.
+        retry_after: Option<Duration>,
     },
+    #[error("the feed is gone (HTTP 410); it will not be polled until its url changes")]
+    Gone,
     #[error("the body is larger than the {limit}-byte cap ([poll].max_body_bytes)")]
     TooLarge { limit: u64 },
     #[error("more than {0} redirects, or a redirect loop")]
@@ -48,6 +50,7 @@ impl FetchError {
             FetchError::Connect { .. } => ErrorKind::Connect,
             FetchError::Tls { .. } => ErrorKind::Tls,
             FetchError::Status { .. } => ErrorKind::HttpStatus,
+            FetchError::Gone => ErrorKind::Gone,
             FetchError::TooLarge { .. } => ErrorKind::TooLarge,
             FetchError::Redirects(_) => ErrorKind::Redirects,
             FetchError::File { .. } => ErrorKind::File,
@@ -63,21 +66,32 @@ pub struct Document {
     pub url: Url,
     pub content_type: Option<String>,
     pub validators: Validators,
+    pub hints: Hints,
+}
+
+/// What the server said about when to ask again, and where.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Hints {
+    /// `Cache-Control: max-age` or `Expires`: fresh for this long.
+    pub fresh_for: Option<Duration>,
+    /// Every redirect on the way was permanent (301/308): the feed lives
+    /// here now.
+    pub moved_to: Option<Url>,
 }
 
 #[derive(Debug, Clone)]
 pub enum Fetched {
     /// 304, or a file whose size and time have not changed: nothing to do.
-    NotModified,
+    NotModified(Hints),
     Document(Document),
 }
 
 /// Fetches feed documents. Cheap to clone: clones share one connection pool.
 #[derive(Clone)]
 pub struct Fetcher {
+    /// Redirects are followed by hand, to see each hop: permanent moves are
+    /// reported, and URLs from feed content may not leave their host.
     client: reqwest::Client,
-    /// For URLs taken from feed content: redirects must stay on the host.
-    same_host: reqwest::Client,
     max_body: u64,
     timeout: Duration,
     connect_timeout: Duration,
@@ -90,39 +104,18 @@ impl Fetcher {
         // `ring` is compiled; install it once. A second install fails
         // harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let builder = || {
-            let mut headers = HeaderMap::new();
-            headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT));
-            reqwest::Client::builder()
-                .user_agent(cfg.user_agent.clone())
-                .default_headers(headers)
-                .connect_timeout(cfg.connect_timeout)
-                .timeout(cfg.timeout)
-                .pool_idle_timeout(Duration::from_secs(60))
-        };
-        let client = builder()
-            .redirect(reqwest::redirect::Policy::limited(cfg.max_redirects))
-            .build()?;
-        let max = cfg.max_redirects;
-        let same_host = builder()
-            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                let first = attempt
-                    .previous()
-                    .first()
-                    .and_then(|u| u.host_str().map(str::to_string));
-                if attempt.previous().len() > max {
-                    attempt.error("too many redirects")
-                } else if attempt.url().host_str().map(str::to_string) != first {
-                    // The 3xx itself is the answer: reported as its status.
-                    attempt.stop()
-                } else {
-                    attempt.follow()
-                }
-            }))
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT));
+        let client = reqwest::Client::builder()
+            .user_agent(cfg.user_agent.clone())
+            .default_headers(headers)
+            .connect_timeout(cfg.connect_timeout)
+            .timeout(cfg.timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Fetcher {
             client,
-            same_host,
             max_body: cfg.max_body_bytes,
             timeout: cfg.timeout,
             connect_timeout: cfg.connect_timeout,
@@ -137,7 +130,7 @@ impl Fetcher {
         validators: &Validators,
     ) -> Result<Fetched, FetchError> {
         match source {
-            Source::Http(url) => self.fetch_http(&self.client, url, validators).await,
+            Source::Http(url) => self.fetch_http(url, validators, false).await,
             Source::File(path) => {
                 let path = path.clone();
                 let validators = validators.clone();
@@ -155,37 +148,78 @@ impl Fetcher {
     }
 
     /// Fetches a URL found in feed content: like [`Fetcher::fetch`], but a
-    /// redirect to another host is not followed.
+    /// redirect to another host is not followed (its 3xx is the answer).
     pub async fn fetch_same_host(
         &self,
         url: &Url,
         validators: &Validators,
     ) -> Result<Fetched, FetchError> {
-        self.fetch_http(&self.same_host, url, validators).await
+        self.fetch_http(url, validators, true).await
     }
 
+    /// `[poll].timeout` bounds the whole fetch, redirects and body included.
     async fn fetch_http(
         &self,
-        client: &reqwest::Client,
         url: &Url,
         validators: &Validators,
+        same_host: bool,
     ) -> Result<Fetched, FetchError> {
-        let mut req = client.get(url.clone());
-        if let Some(etag) = &validators.etag {
-            req = req.header(header::IF_NONE_MATCH, etag);
-        }
-        if let Some(lm) = &validators.last_modified {
-            req = req.header(header::IF_MODIFIED_SINCE, lm);
-        }
-        let mut resp = req.send().await.map_err(|e| self.classify(e, url))?;
+        tokio::time::timeout(self.timeout, self.follow(url, validators, same_host))
+            .await
+            .unwrap_or(Err(FetchError::Timeout(self.timeout)))
+    }
+
+    async fn follow(
+        &self,
+        start: &Url,
+        validators: &Validators,
+        same_host: bool,
+    ) -> Result<Fetched, FetchError> {
+        let mut url = start.clone();
+        let mut permanent = true;
+        let mut hops = 0;
+        let mut resp = loop {
+            let mut req = self.client.get(url.clone());
+            if let Some(etag) = &validators.etag {
+                req = req.header(header::IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = &validators.last_modified {
+                req = req.header(header::IF_MODIFIED_SINCE, lm);
+            }
+            let resp = req.send().await.map_err(|e| self.classify(e, &url))?;
+            let status = resp.status();
+            let next = status
+                .is_redirection()
+                .then(|| header_string(resp.headers(), header::LOCATION))
+                .flatten()
+                .and_then(|loc| url.join(&loc).ok())
+                .filter(|next| matches!(next.scheme(), "http" | "https"));
+            let Some(next) = next else { break resp };
+            if same_host && next.host_str() != start.host_str() {
+                break resp;
+            }
+            hops += 1;
+            if hops > self.max_redirects {
+                return Err(FetchError::Redirects(self.max_redirects));
+            }
+            permanent &= matches!(status.as_u16(), 301 | 308);
+            url = next;
+        };
+        let hints = Hints {
+            fresh_for: freshness(resp.headers()),
+            moved_to: (hops > 0 && permanent).then(|| url.clone()),
+        };
         let status = resp.status();
         if status == StatusCode::NOT_MODIFIED {
-            return Ok(Fetched::NotModified);
+            return Ok(Fetched::NotModified(hints));
+        }
+        if status == StatusCode::GONE {
+            return Err(FetchError::Gone);
         }
         if !status.is_success() {
             return Err(FetchError::Status {
                 status: status.as_u16(),
-                retry_after: header_string(resp.headers(), header::RETRY_AFTER),
+                retry_after: retry_after(resp.headers()),
             });
         }
         if resp.content_length().is_some_and(|n| n > self.max_body) {
@@ -193,7 +227,6 @@ impl Fetcher {
                 limit: self.max_body,
             });
         }
-        let final_url = resp.url().clone();
         let validators = Validators {
             etag: header_string(resp.headers(), header::ETAG),
             last_modified: header_string(resp.headers(), header::LAST_MODIFIED),
@@ -202,7 +235,7 @@ impl Fetcher {
         // Chunks arrive decompressed, so the cap holds against gzip bombs
         // and endless bodies alike.
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.classify(e, url))? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.classify(e, &url))? {
             if (body.len() + chunk.len()) as u64 > self.max_body {
                 return Err(FetchError::TooLarge {
                     limit: self.max_body,
@@ -212,9 +245,10 @@ impl Fetcher {
         }
         Ok(Fetched::Document(Document {
             body,
-            url: final_url,
+            url,
             content_type,
             validators,
+            hints,
         }))
     }
 
@@ -226,8 +260,6 @@ impl Fetcher {
             FetchError::Timeout(self.connect_timeout)
         } else if e.is_timeout() {
             FetchError::Timeout(self.timeout)
-        } else if e.is_redirect() {
-            FetchError::Redirects(self.max_redirects)
         } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
             FetchError::Dns { host }
         } else if lower.contains("certificate")
@@ -259,6 +291,44 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// `Retry-After`: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = header_string(headers, header::RETRY_AFTER)?;
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    (at.to_utc() - chrono::Utc::now()).to_std().ok()
+}
+
+/// `Cache-Control: max-age` (or `s-maxage`), else `Expires` minus `Date`.
+fn freshness(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(cc) = header_string(headers, header::CACHE_CONTROL) {
+        for directive in cc.split(',') {
+            let directive = directive.trim().to_ascii_lowercase();
+            if let Some(v) = directive
+                .strip_prefix("max-age=")
+                .or(directive.strip_prefix("s-maxage="))
+            {
+                return v
+                    .trim_matches('"')
+                    .parse::<u64>()
+                    .ok()
+                    .map(Duration::from_secs);
+            }
+        }
+    }
+    let date = |name| {
+        header_string(headers, name)
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v.trim()).ok())
+            .map(|d| d.to_utc())
+    };
+    let expires = date(header::EXPIRES)?;
+    let now = date(header::DATE).unwrap_or_else(chrono::Utc::now);
+    (expires - now).to_std().ok()
+}
+
 fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
     headers
         .get(name)
@@ -288,7 +358,7 @@ fn read_file(
         .unwrap_or_default();
     let etag = format!("\"{:x}-{:x}\"", meta.len(), stamp.as_nanos());
     if validators.etag.as_deref() == Some(etag.as_str()) {
-        return Ok(Fetched::NotModified);
+        return Ok(Fetched::NotModified(Hints::default()));
     }
     let mut body = Vec::with_capacity(meta.len() as usize);
     // `take` guards against a file that grows while it is read.
@@ -307,6 +377,7 @@ fn read_file(
             etag: Some(etag),
             last_modified: Some(last_modified),
         },
+        hints: Hints::default(),
     }))
 }
 

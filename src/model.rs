@@ -117,6 +117,8 @@ pub struct ParsedFeed {
     pub title: Option<String>,
     pub site_link: Option<String>,
     pub entries: Vec<ParsedEntry>,
+    /// RSS `<ttl>` or `sy:updatePeriod`: how often the feed says it changes.
+    pub update_every: Option<std::time::Duration>,
 }
 
 /// An entry after normalization: it knows its identity keys but not yet
@@ -277,6 +279,7 @@ pub enum ErrorKind {
     Dns,
     Tls,
     HttpStatus,
+    Gone,
     TooLarge,
     Redirects,
     NotAFeed,
@@ -294,6 +297,7 @@ impl ErrorKind {
             ErrorKind::Dns => "dns",
             ErrorKind::Tls => "tls",
             ErrorKind::HttpStatus => "http_status",
+            ErrorKind::Gone => "gone",
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Redirects => "redirects",
             ErrorKind::NotAFeed => "not_a_feed",
@@ -341,6 +345,13 @@ pub struct FeedState {
     /// host and were not followed.
     #[serde(default)]
     pub skipped_comment_feeds: u64,
+    /// Set when every redirect to the document was permanent: the URL to
+    /// put in the config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<String>,
+    /// The URL that answered 410 Gone; not polled again while configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gone: Option<String>,
 }
 
 /// What one ingest changed, so later stages only do new work.

@@ -13,6 +13,7 @@ const NS_THREAD: &str = "http://purl.org/syndication/thread/1.0";
 const NS_FEEDBURNER: &str = "http://rssnamespace.org/feedburner/ext/1.0";
 const NS_ATOM: &str = "http://www.w3.org/2005/Atom";
 const NS_WFW: &str = "http://wellformedweb.org/CommentAPI/";
+const NS_SY: &str = "http://purl.org/rss/1.0/modules/syndication/";
 
 /// What the extension pass found for one entry, in document order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,6 +33,16 @@ pub struct InReplyTo {
     pub href: Option<String>,
 }
 
+/// What the extension pass found in a document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// One record per `item`/`entry`, in document order.
+    pub entries: Vec<EntryExtensions>,
+    /// RSS syndication module (`sy:updatePeriod`, `sy:updateFrequency`):
+    /// how often the feed says it changes.
+    pub update_every: Option<std::time::Duration>,
+}
+
 /// The element whose text is being collected.
 #[derive(Clone, Copy, PartialEq)]
 enum Capture {
@@ -39,12 +50,15 @@ enum Capture {
     ThrTotal,
     OrigLink,
     CommentRss,
+    UpdatePeriod,
+    UpdateFrequency,
 }
 
-/// Scans an XML feed; returns one record per `item`/`entry`, in order.
-/// Errors mean the XML is broken, which feed-rs reports better, so they end
-/// the scan and return what was found so far.
-pub fn scan(xml: &[u8]) -> Vec<EntryExtensions> {
+/// Scans an XML feed. Errors mean the XML is broken, which feed-rs reports
+/// better, so they end the scan and return what was found so far.
+pub fn scan(xml: &[u8]) -> Scan {
+    let mut period: Option<u64> = None;
+    let mut frequency: u64 = 1;
     let mut reader = NsReader::from_reader(DecodingReader::new(xml));
     reader.config_mut().expand_empty_elements = true;
     let mut buf = Vec::new();
@@ -73,6 +87,14 @@ pub fn scan(xml: &[u8]) -> Vec<EntryExtensions> {
                     None if local == "item" || (local == "entry" && is(&ns, NS_ATOM)) => {
                         entry_depth = Some(depth);
                         entries.push(EntryExtensions::default());
+                    }
+                    None if is(&ns, NS_SY) => {
+                        capture = match local {
+                            "updatePeriod" => Some(Capture::UpdatePeriod),
+                            "updateFrequency" => Some(Capture::UpdateFrequency),
+                            _ => None,
+                        };
+                        text.clear();
                     }
                     Some(d) if depth == d + 1 => {
                         let current = entries.last_mut().expect("inside an entry");
@@ -116,6 +138,24 @@ pub fn scan(xml: &[u8]) -> Vec<EntryExtensions> {
                 }
             }
             Event::End(_) => {
+                if entry_depth.is_none() {
+                    match capture.take() {
+                        Some(Capture::UpdatePeriod) => {
+                            period = match text.trim() {
+                                "hourly" => Some(3600),
+                                "daily" => Some(86400),
+                                "weekly" => Some(7 * 86400),
+                                "monthly" => Some(30 * 86400),
+                                "yearly" => Some(365 * 86400),
+                                _ => period,
+                            }
+                        }
+                        Some(Capture::UpdateFrequency) => {
+                            frequency = text.trim().parse().ok().filter(|f| *f > 0).unwrap_or(1)
+                        }
+                        _ => {}
+                    }
+                }
                 if let (Some(c), Some(d)) = (capture.take(), entry_depth)
                     && depth == d + 1
                 {
@@ -148,7 +188,10 @@ pub fn scan(xml: &[u8]) -> Vec<EntryExtensions> {
         }
         buf.clear();
     }
-    entries
+    Scan {
+        entries,
+        update_every: period.map(|p| std::time::Duration::from_secs(p / frequency)),
+    }
 }
 
 fn is(ns: &ResolveResult, uri: &str) -> bool {
@@ -210,7 +253,7 @@ mod tests {
   <item><s:comments>4</s:comments><fb:origLink>https://a.example/x?a=1&amp;b=2</fb:origLink></item>
   <item><slash:comments>9</slash:comments></item>
 </channel></rss>"#;
-        let found = scan(xml);
+        let found = scan(xml).entries;
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].comment_count, Some(4));
         assert_eq!(
@@ -224,13 +267,24 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_syndication_module() {
+        let xml = br#"<rss xmlns:sy="http://purl.org/rss/1.0/modules/syndication/"><channel>
+  <sy:updatePeriod>
+    hourly  </sy:updatePeriod><sy:updateFrequency>2</sy:updateFrequency><item/></channel></rss>"#;
+        assert_eq!(
+            scan(xml).update_every,
+            Some(std::time::Duration::from_secs(1800))
+        );
+    }
+
+    #[test]
     fn reads_atom_threading() {
         let xml = br#"<feed xmlns="http://www.w3.org/2005/Atom" xmlns:t="http://purl.org/syndication/thread/1.0">
   <entry><id>a</id><link rel="replies" type="application/atom+xml" href="https://b.example/a/feed" t:count="7"/></entry>
   <entry><id>b</id><t:total>3</t:total><link rel="replies" type="text/html" href="https://b.example/b#c" t:count="2"/></entry>
   <entry><id>c</id><t:in-reply-to ref="a" href="https://b.example/a"/></entry>
 </feed>"#;
-        let found = scan(xml);
+        let found = scan(xml).entries;
         assert_eq!(found[0].comment_count, Some(7));
         assert_eq!(
             found[0].comment_feed.as_deref(),

@@ -43,11 +43,16 @@ pub fn parse_feed(
         }
     })?;
     let is_xml = body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{');
-    let extensions = if is_xml {
+    let scan = if is_xml {
         extensions::scan(body)
     } else {
-        Vec::new()
+        extensions::Scan::default()
     };
+    let ttl = feed
+        .ttl
+        .map(|minutes| std::time::Duration::from_secs(u64::from(minutes) * 60));
+    let update_every = ttl.max(scan.update_every);
+    let extensions = scan.entries;
     // Join the two passes by position; if they disagree on the number of
     // entries (a document feed-rs repaired), drop the extension data rather
     // than attach it to the wrong stories.
@@ -71,6 +76,7 @@ pub fn parse_feed(
         title: feed.title.map(|t| text(&t)).filter(|t| !t.is_empty()),
         site_link,
         entries,
+        update_every,
     })
 }
 
@@ -83,6 +89,7 @@ pub fn parse_with_replies(
 ) -> Result<(ParsedFeed, Vec<Vec<InReplyTo>>), ParseError> {
     let feed = parse_feed(body, base, content_type)?;
     let mut refs: Vec<Vec<InReplyTo>> = extensions::scan(body)
+        .entries
         .into_iter()
         .map(|e| e.in_reply_to)
         .collect();

@@ -115,7 +115,7 @@ async fn site_feed(
     };
     let validators = store.validators(&key).unwrap_or_default();
     let doc = match fetcher.fetch(source, &validators).await {
-        Ok(Fetched::NotModified) => return Ok(()),
+        Ok(Fetched::NotModified(_)) => return Ok(()),
         Ok(Fetched::Document(doc)) => doc,
         Err(e) => return Err(fail(e.kind(), e.to_string())),
     };
@@ -161,7 +161,7 @@ async fn item_feed(
     let validators = store.validators(&key).unwrap_or_default();
     // Redirects may not leave the host the same-site rule approved.
     let doc = match fetcher.fetch_same_host(url, &validators).await {
-        Ok(Fetched::NotModified) => return Ok(()),
+        Ok(Fetched::NotModified(_)) => return Ok(()),
         Ok(Fetched::Document(doc)) => doc,
         Err(e) => return Err(fail(e.kind(), e.to_string())),
     };

@@ -27,8 +27,27 @@ pub struct Pipeline {
     pub store: Arc<Store>,
     pub fetcher: Fetcher,
     pub limits: Arc<Limits>,
-    pub comments: comments::CommentOptions,
+    pub options: PollOptions,
     pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// The settings a poll follows, from `[poll]` and `[output]`.
+#[derive(Debug, Clone, Copy)]
+pub struct PollOptions {
+    pub comments: comments::CommentOptions,
+    pub politeness: schedule::Politeness,
+}
+
+impl From<&crate::config::Config> for PollOptions {
+    fn from(c: &crate::config::Config) -> Self {
+        PollOptions {
+            comments: comments::CommentOptions::from(c),
+            politeness: schedule::Politeness {
+                min_interval: c.poll.min_interval,
+                max_interval: c.poll.max_interval,
+            },
+        }
+    }
 }
 
 impl Pipeline {
@@ -37,7 +56,7 @@ impl Pipeline {
     pub async fn poll(&self, feed: &FeedConfig) -> PollReport {
         let _permits = self.limits.acquire(&feed.source.host_key()).await;
         let (store, fetcher, cfg) = (self.store.clone(), self.fetcher.clone(), feed.clone());
-        let options = self.comments;
+        let options = self.options;
         let task =
             tokio::spawn(async move { refresh_feed(&store, &fetcher, &cfg, &options).await });
         let report = match task.await {
@@ -81,7 +100,10 @@ impl Pipeline {
             at: now,
         };
         state.last_error = Some(failure.clone());
-        let next = schedule::next_poll(now, feed.interval, state.consecutive_failures);
+        let next =
+            self.options
+                .politeness
+                .next_poll(now, feed.interval, state.consecutive_failures, None);
         state.next_poll = Some(next);
         let _ = self.store.put_feed_state(&feed.id, &state);
         tracing::error!(feed = %feed.id, %why, "poll crashed");
@@ -91,6 +113,7 @@ impl Pipeline {
             elapsed: Duration::ZERO,
             fetch_elapsed: None,
             next_poll: next,
+            gone: false,
         }
     }
 }
@@ -167,11 +190,13 @@ impl Poller {
 async fn run_feed(pipeline: Pipeline, feed: FeedConfig, cancel: CancellationToken) {
     // The stored time matters only at start; after that each poll's report
     // says when the next one is due, even if recording it failed.
-    let mut due = pipeline
-        .store
-        .feed_state(&feed.id)
-        .ok()
-        .and_then(|s| s.next_poll);
+    let state = pipeline.store.feed_state(&feed.id).unwrap_or_default();
+    // A feed that answered 410 Gone rests until the config changes it; a
+    // changed feed gets a new task.
+    if state.gone.as_deref() == Some(feed.source.to_string().as_str()) {
+        return cancel.cancelled().await;
+    }
+    let mut due = state.next_poll;
     loop {
         let wait = due
             .and_then(|t| (t - chrono::Utc::now()).to_std().ok())
@@ -182,6 +207,11 @@ async fn run_feed(pipeline: Pipeline, feed: FeedConfig, cancel: CancellationToke
         }
         // A poll that has started is let finish (its writes are one batch);
         // shutdown waits for it up to its grace period.
-        due = Some(pipeline.poll(&feed).await.next_poll);
+        let report = pipeline.poll(&feed).await;
+        if report.gone {
+            tracing::warn!(feed = %feed.id, "gone (410): not polled again until its url changes");
+            return cancel.cancelled().await;
+        }
+        due = Some(report.next_poll);
     }
 }

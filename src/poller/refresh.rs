@@ -5,10 +5,12 @@ use std::time::Instant;
 use crate::config::FeedConfig;
 use crate::fetch::{FetchError, Fetched, Fetcher};
 use crate::model::{ErrorKind, FeedState, ItemId, PollFailure, Timestamp};
+use crate::normalize;
 use crate::parse::{self, ParseError};
-use crate::poller::comments::{self, CommentOptions};
+use crate::poller::PollOptions;
+use crate::poller::comments;
+use crate::poller::schedule::Politeness;
 use crate::store::{Store, StoreError};
-use crate::{normalize, poller::schedule};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
@@ -54,6 +56,9 @@ pub struct PollReport {
     /// The fetch alone, when one was made.
     pub fetch_elapsed: Option<std::time::Duration>,
     pub next_poll: Timestamp,
+    /// The feed answered 410 Gone: it is not polled again until its url
+    /// changes in the config.
+    pub gone: bool,
 }
 
 /// Polls one feed: conditional fetch, parse, normalize, store. Every
@@ -63,7 +68,7 @@ pub async fn refresh_feed(
     store: &Store,
     fetcher: &Fetcher,
     feed: &FeedConfig,
-    options: &CommentOptions,
+    options: &PollOptions,
 ) -> PollReport {
     let started = Instant::now();
     let now = chrono::Utc::now();
@@ -74,7 +79,18 @@ pub async fn refresh_feed(
     // the attempt but the failure itself.
     let mut attempt = state.clone();
     let mut fetch_elapsed = None;
-    let outcome = match poll(store, fetcher, feed, &mut attempt, &mut fetch_elapsed, now).await {
+    let politeness = &options.politeness;
+    let outcome = match poll(
+        store,
+        fetcher,
+        feed,
+        politeness,
+        &mut attempt,
+        &mut fetch_elapsed,
+        now,
+    )
+    .await
+    {
         Ok((outcome, count_changed)) => {
             state = attempt;
             // Comments never fail the feed: their errors are kept apart.
@@ -82,7 +98,7 @@ pub async fn refresh_feed(
                 store,
                 fetcher,
                 feed,
-                options,
+                &options.comments,
                 &count_changed,
                 &mut state,
                 now,
@@ -98,10 +114,22 @@ pub async fn refresh_feed(
             };
             state.consecutive_failures += 1;
             state.last_error = Some(failure.clone());
-            state.next_poll = Some(schedule::next_poll(
+            // 429 and 503 may say when to come back; that is a floor.
+            let retry_after = match &e {
+                PollError::Fetch(FetchError::Status {
+                    status: 429 | 503,
+                    retry_after,
+                }) => *retry_after,
+                _ => None,
+            };
+            if matches!(e, PollError::Fetch(FetchError::Gone)) {
+                state.gone = Some(feed.source.to_string());
+            }
+            state.next_poll = Some(politeness.next_poll(
                 now,
                 feed.interval,
                 state.consecutive_failures,
+                retry_after,
             ));
             if let Err(e) = store.put_feed_state(&feed.id, &state) {
                 tracing::error!(feed = %feed.id, error = %e, "could not record the failed poll");
@@ -115,6 +143,7 @@ pub async fn refresh_feed(
         elapsed: started.elapsed(),
         fetch_elapsed,
         next_poll: state.next_poll.unwrap_or(now),
+        gone: state.gone.is_some(),
     };
     log(&report);
     report
@@ -124,6 +153,7 @@ async fn poll(
     store: &Store,
     fetcher: &Fetcher,
     feed: &FeedConfig,
+    politeness: &Politeness,
     state: &mut FeedState,
     fetch_elapsed: &mut Option<std::time::Duration>,
     now: Timestamp,
@@ -133,8 +163,8 @@ async fn poll(
     *fetch_elapsed = Some(started.elapsed());
     let fetched = fetched?;
     let doc = match fetched {
-        Fetched::NotModified => {
-            succeed(state, feed, now);
+        Fetched::NotModified(hints) => {
+            succeed(state, feed, politeness, hints.fresh_for, now);
             store.put_feed_state(&feed.id, state)?;
             return Ok((Outcome::NotModified, Vec::new()));
         }
@@ -142,7 +172,10 @@ async fn poll(
     };
     let parsed = parse::parse_feed(&doc.body, &doc.url, doc.content_type.as_deref())?;
     let candidates = normalize::candidates(&feed.id, parsed.entries);
-    succeed(state, feed, now);
+    // Cache headers, RSS <ttl> and sy:updatePeriod: the longest is a floor.
+    let hint = doc.hints.fresh_for.max(parsed.update_every);
+    succeed(state, feed, politeness, hint, now);
+    state.moved_to = doc.hints.moved_to.map(String::from);
     state.validators = doc.validators;
     state.title = parsed.title.or(state.title.take());
     state.site_link = parsed.site_link.or(state.site_link.take());
@@ -155,11 +188,18 @@ async fn poll(
     Ok((outcome, report.count_changed))
 }
 
-fn succeed(state: &mut FeedState, feed: &FeedConfig, now: Timestamp) {
+fn succeed(
+    state: &mut FeedState,
+    feed: &FeedConfig,
+    politeness: &Politeness,
+    hint: Option<std::time::Duration>,
+    now: Timestamp,
+) {
     state.last_success = Some(now);
     state.last_error = None;
     state.consecutive_failures = 0;
-    state.next_poll = Some(schedule::next_poll(now, feed.interval, 0));
+    state.gone = None;
+    state.next_poll = Some(politeness.next_poll(now, feed.interval, 0, hint));
 }
 
 fn log(r: &PollReport) {

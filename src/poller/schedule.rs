@@ -17,20 +17,52 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
 /// configured alike do not all fire in the same second.
 pub const JITTER: f64 = 0.1;
 
-/// When to poll next: one interval (with jitter) after a success; after
-/// `failures` failures in a row, the interval doubled per failure, never
-/// more than [`MAX_BACKOFF`], or the interval itself if that is longer (a
-/// failing feed is never polled less often than a healthy one).
-pub fn next_poll(now: Timestamp, interval: Duration, failures: u32) -> Timestamp {
-    let jitter = 1.0 + JITTER * (2.0 * fastrand::f64() - 1.0);
-    let wait = if failures == 0 {
-        interval.mul_f64(jitter)
-    } else {
-        let factor = 1u32 << (failures - 1).min(16);
-        let cap = MAX_BACKOFF.max(interval);
-        interval.saturating_mul(factor).mul_f64(jitter).min(cap)
-    };
-    now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::days(1))
+/// The bounds a feed's schedule keeps, from `[poll]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Politeness {
+    /// No feed is polled more often than this, whatever its interval.
+    pub min_interval: Duration,
+    /// What a server can ask for (`Retry-After`, `max-age`, `<ttl>`) is
+    /// honoured up to this long.
+    pub max_interval: Duration,
+}
+
+impl Default for Politeness {
+    fn default() -> Self {
+        Politeness {
+            min_interval: Duration::from_secs(60),
+            max_interval: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl Politeness {
+    /// When to poll next. After a success: one interval, with jitter. After
+    /// `failures` failures in a row: the interval doubled per failure,
+    /// never more than [`MAX_BACKOFF`] or the interval itself if that is
+    /// longer (a failing feed is never polled less often than a healthy
+    /// one... nor dropped). Never sooner than `min_interval`; never sooner
+    /// than `hint` (what the server asked for), itself capped at
+    /// `max_interval`.
+    pub fn next_poll(
+        &self,
+        now: Timestamp,
+        interval: Duration,
+        failures: u32,
+        hint: Option<Duration>,
+    ) -> Timestamp {
+        let jitter = 1.0 + JITTER * (2.0 * fastrand::f64() - 1.0);
+        let base = if failures == 0 {
+            interval.mul_f64(jitter)
+        } else {
+            let factor = 1u32 << (failures - 1).min(16);
+            let cap = MAX_BACKOFF.max(interval);
+            interval.saturating_mul(factor).mul_f64(jitter).min(cap)
+        };
+        let asked = hint.map_or(Duration::ZERO, |h| h.min(self.max_interval.max(interval)));
+        let wait = base.max(self.min_interval).max(asked);
+        now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::days(1))
+    }
 }
 
 /// Fetches in flight: at most `global` in all and `per_host` per host.
@@ -90,7 +122,9 @@ mod tests {
     fn backoff_doubles_and_is_capped() {
         let now = chrono::Utc::now();
         let interval = Duration::from_secs(600);
-        let wait = |failures| (next_poll(now, interval, failures) - now).num_seconds() as f64;
+        let p = Politeness::default();
+        let wait =
+            |failures| (p.next_poll(now, interval, failures, None) - now).num_seconds() as f64;
         for _ in 0..100 {
             assert!(wait(30) <= 86400.0, "the cap holds after jitter");
         }
@@ -108,6 +142,35 @@ mod tests {
                 "{failures} failures: waited {w}s, expected about {expected}s"
             );
         }
+    }
+
+    #[test]
+    fn servers_push_the_next_poll_later_within_bounds() {
+        let now = chrono::Utc::now();
+        let p = Politeness::default();
+        let wait = |interval: u64, failures, hint: Option<u64>| {
+            (p.next_poll(
+                now,
+                Duration::from_secs(interval),
+                failures,
+                hint.map(Duration::from_secs),
+            ) - now)
+                .num_seconds()
+        };
+        assert!(
+            wait(600, 0, Some(3600)) >= 3600,
+            "Retry-After or max-age is a floor"
+        );
+        assert!(wait(600, 3, Some(3600)) >= 3600);
+        assert!(
+            wait(600, 0, Some(90)) >= 540,
+            "a shorter hint changes nothing"
+        );
+        assert!(
+            wait(600, 0, Some(30 * 86400)) <= 86400,
+            "hints are capped at max_interval"
+        );
+        assert!(wait(10, 0, None) >= 60, "min_interval is a floor");
     }
 
     #[tokio::test]
