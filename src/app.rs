@@ -72,6 +72,10 @@ pub async fn run(
     poller.apply(&config.load().feeds);
 
     let (control, mut requests) = mpsc::channel(16);
+    // Edits of the config file, and SIGHUP, reload it like POST /api/reload.
+    let (changed, mut changes) = mpsc::channel::<()>(1);
+    let _watcher = watch(&config.load().file, changed.clone());
+    let mut hangups = hangups();
     let state = AppState::new(store.clone(), config.clone())
         .with_metrics(metrics)
         .with_control(control);
@@ -90,6 +94,18 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            Some(()) = changes.recv() => {
+                // Editors write a file in several steps: let them finish.
+                tokio::time::sleep(RELOAD_SETTLE).await;
+                while changes.try_recv().is_ok() {}
+                let result = reload(&config, &mut poller).map_err(|e| e.to_string());
+                status.store(result.err().map(Arc::new));
+            }
+            Some(()) = hangups.recv() => {
+                tracing::info!("SIGHUP: reloading the config");
+                let result = reload(&config, &mut poller).map_err(|e| e.to_string());
+                status.store(result.err().map(Arc::new));
+            }
             Some(request) = requests.recv() => match request {
                 Control::Reload(reply) => {
                     let result = reload(&config, &mut poller).map_err(|e| e.to_string());
@@ -133,7 +149,7 @@ pub async fn run(
 /// nothing; its `FILE:LINE:COL: message` is returned.
 pub fn reload(config: &ArcSwap<Config>, poller: &mut Poller) -> Result<(), ConfigError> {
     let old = config.load_full();
-    let new = match Config::load(&old.file) {
+    let mut new = match Config::load(&old.file) {
         Ok(new) => new,
         Err(e) => {
             tracing::error!("{e}");
@@ -155,8 +171,70 @@ pub fn reload(config: &ArcSwap<Config>, poller: &mut Poller) -> Result<(), Confi
         poller.apply(&new.feeds);
     }
     tracing::info!(feeds = new.feeds.len(), "config reloaded");
+    new.version = old.version + 1;
     config.store(Arc::new(new));
     Ok(())
+}
+
+/// How long a burst of file events must be quiet before a reload.
+pub const RELOAD_SETTLE: Duration = Duration::from_millis(300);
+
+/// Watches the config file's directory (editors save by writing a new file
+/// and renaming it over the old one, which a watch on the file itself
+/// would lose) and signals `changed` when the file is touched. `None`, with
+/// a warning, when the platform cannot watch: SIGHUP and the admin route
+/// still reload.
+fn watch(file: &std::path::Path, changed: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let name = file.file_name()?.to_os_string();
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let handler = move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        let relevant = matches!(
+            event.kind,
+            EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+        ) && event
+            .paths
+            .iter()
+            .any(|p| p.file_name() == Some(name.as_os_str()));
+        if relevant {
+            // A full channel already holds a pending reload.
+            let _ = changed.try_send(());
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP or POST /api/reload");
+            return None;
+        }
+    };
+    if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+        tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the config directory; reload with SIGHUP or POST /api/reload");
+        return None;
+    }
+    Some(watcher)
+}
+
+/// A message per SIGHUP (none where there are no signals).
+fn hangups() -> mpsc::Receiver<()> {
+    let (tx, rx) = mpsc::channel(1);
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let _ = tx.try_send(());
+        }
+    });
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.

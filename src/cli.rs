@@ -48,7 +48,11 @@ pub enum Command {
         feeds: Vec<String>,
     },
     /// Validate the config file
-    Check,
+    Check {
+        /// Also open the store and check its indexes (not while the daemon runs)
+        #[arg(long)]
+        store: bool,
+    },
     /// Print the digest JSON (the same document as GET /digest.json)
     Digest {
         /// Window start: an RFC 3339 time or a duration back from now ("24h", "7d") [default: 24h]
@@ -93,7 +97,7 @@ impl Cli {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let path = cli.config_path();
     match cli.command {
-        Command::Check => check(&path),
+        Command::Check { store } => check(&path, store),
         Command::Serve => serve(&path).await,
         Command::Poll { feeds } => poll(&path, &feeds).await,
         Command::Digest {
@@ -128,8 +132,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn check(path: &Path) -> anyhow::Result<()> {
+fn check(path: &Path, store: bool) -> anyhow::Result<()> {
     let config = Config::load(path)?;
+    if store {
+        let verified = Store::open(&config.storage.path, config.storage.cache_bytes)?.verify()?;
+        for p in &verified.problems {
+            println!("store: {p}");
+        }
+        if !verified.problems.is_empty() {
+            anyhow::bail!(
+                "the store at {} has {} problems",
+                config.storage.path.display(),
+                verified.problems.len()
+            );
+        }
+        println!(
+            "{}: ok, {} stories",
+            config.storage.path.display(),
+            verified.items
+        );
+    }
     println!(
         "{}: ok, {} feeds ({} enabled), {} groups",
         path.display(),

@@ -19,6 +19,9 @@ pub struct Config {
     /// The file this config came from; relative paths are resolved against
     /// its directory.
     pub file: PathBuf,
+    /// 0 as loaded; each reload of a running daemon counts one up, so what
+    /// was derived from an older config is known to be stale.
+    pub version: u64,
     pub server: ServerConfig,
     pub storage: StorageConfig,
     pub poll: PollConfig,
@@ -327,6 +330,7 @@ fn validate(raw: raw::File, dir: &Path, file: &Path) -> Result<Config, Invalid> 
 
     Ok(Config {
         file: file.to_path_buf(),
+        version: 0,
         server: ServerConfig {
             listen,
             base_url,

@@ -195,7 +195,7 @@ impl Fetcher {
                 .and_then(|loc| url.join(&loc).ok())
                 .filter(|next| matches!(next.scheme(), "http" | "https"));
             let Some(next) = next else { break resp };
-            if same_host && next.host_str() != start.host_str() {
+            if same_host && site(&next) != site(start) {
                 break resp;
             }
             hops += 1;
@@ -289,6 +289,15 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         parts.push(e.to_string());
     }
     parts.join(": ")
+}
+
+/// Host and port, with http and https on their default ports the same.
+fn site(url: &Url) -> (Option<String>, Option<u16>) {
+    let port = match (url.scheme(), url.port_or_known_default()) {
+        ("http", Some(80)) | ("https", Some(443)) => None,
+        (_, p) => p,
+    };
+    (url.host_str().map(str::to_ascii_lowercase), port)
 }
 
 /// `Retry-After`: delay-seconds or an HTTP date (RFC 9110 §10.2.3).

@@ -50,6 +50,10 @@ struct FeedStatus {
     item_count: usize,
     comments_error: Option<PollFailure>,
     skipped_comment_feeds: u64,
+    /// The feed moved for good (301/308): put this URL in the config.
+    moved_to: Option<String>,
+    /// The URL answered 410 Gone; the feed rests until its url changes.
+    gone: bool,
 }
 
 /// Local files are shown by file name: the server's paths are nobody's
@@ -86,6 +90,8 @@ async fn feeds(State(state): State<AppState>) -> Result<Json<Status>, ApiError> 
             item_count: state.store.count_in_feed(&f.id),
             comments_error: s.comments_error,
             skipped_comment_feeds: s.skipped_comment_feeds,
+            moved_to: s.moved_to,
+            gone: s.gone.as_deref() == Some(f.source.to_string().as_str()),
         });
     }
     Ok(Json(Status {
@@ -148,7 +154,9 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .unwrap_or("");
     if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
         return Ok(());

@@ -97,6 +97,9 @@ pub fn respond(request: &HeaderMap, r: &Rendered) -> Response {
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if not_modified(request, r) {
+        // The compression layer marks only bodies it compressed; a 304
+        // must carry the same Vary as the 200 it stands for.
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
     headers.insert(

@@ -41,6 +41,12 @@ async fn digest(
             obj.remove(volatile);
         }
     }
+    // A poll that changed nothing moves last_success; that alone is no news.
+    for feed in doc["feeds"].as_array_mut().into_iter().flatten() {
+        if let Some(f) = feed.as_object_mut() {
+            f.remove("last_success");
+        }
+    }
     let mut rendered = Rendered::new(body, "application/json", newest);
     rendered.etag = etag_of(doc.to_string().as_bytes());
     Ok(respond(&headers, &rendered))

@@ -2,7 +2,6 @@
 //! Rendered once per store generation and served from memory.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -98,8 +97,8 @@ async fn merged(
         Scope::Group(g) => format!("groups/{g}/{}", format.file()),
         Scope::Feed(id) => format!("feeds/{id}/{}", format.file()),
     };
-    // A new config (a reload) is a new snapshot, so it keys new entries.
-    let key = format!("{:p}/{path}?{limit}", Arc::as_ptr(&config));
+    // A reload counts the config's version up, so it keys new entries.
+    let key = format!("{}/{path}?{limit}", config.version);
     let generation = state.store.generation();
     let rendered = state.cache.get_or_render(&key, generation, || {
         render(&state, &config, &scope, format, limit, &path)

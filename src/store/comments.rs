@@ -106,7 +106,9 @@ impl Store {
         {
             dirty.insert(item, stored);
         }
+        let changed = !dirty.is_empty();
         for (id, mut item) in dirty {
+            item.last_changed = now;
             if let CommentSource::ItemFeed {
                 item: target,
                 entries,
@@ -122,7 +124,9 @@ impl Store {
         }
         self.tree.apply_batch(batch)?;
         self.prune_stream()?;
-        self.bump();
+        if changed || report.new > 0 {
+            self.bump();
+        }
         Ok(report)
     }
 

@@ -44,6 +44,13 @@ pub enum StoreError {
     Codec(#[from] serde_json::Error),
 }
 
+/// What [`Store::verify`] found.
+#[derive(Debug, Default)]
+pub struct Verified {
+    pub items: usize,
+    pub problems: Vec<String>,
+}
+
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
@@ -211,7 +218,9 @@ impl Store {
         }
         batch.insert(keys::state(feed), serde_json::to_vec(state)?);
         self.tree.apply_batch(batch)?;
-        self.bump();
+        if !report.new.is_empty() || !report.updated.is_empty() {
+            self.bump();
+        }
         Ok(report)
     }
 
@@ -273,6 +282,57 @@ impl Store {
             .scan_prefix(keys::feed_prefix(feed))
             .keys()
             .count()
+    }
+
+    /// Checks the store's own invariants: every story is in each of its
+    /// indexes, every index entry points at a story, no canonical link
+    /// belongs to two stories. For `paddock check --store` and the crash
+    /// tests.
+    pub fn verify(&self) -> Result<Verified, StoreError> {
+        let mut report = Verified::default();
+        let mut links = std::collections::HashMap::new();
+        for entry in self.tree.scan_prefix(keys::ITEM) {
+            let (_, value) = entry?;
+            let item: Item = serde_json::from_slice(&value)?;
+            report.items += 1;
+            let t = item.sort_time();
+            let mut need = vec![
+                keys::by_time(t, &item.id),
+                keys::by_first_seen(item.first_seen, &item.id),
+            ];
+            need.extend(item.feeds().map(|f| keys::by_feed(f, t, &item.id)));
+            for key in need {
+                if !self.tree.contains_key(&key)? {
+                    report
+                        .problems
+                        .push(format!("story {} is missing an index entry", item.id));
+                }
+            }
+            if let Some(link) = &item.link {
+                if let Some(other) = links.insert(link.clone(), item.id) {
+                    report.problems.push(format!(
+                        "stories {other} and {} share the link {link}",
+                        item.id
+                    ));
+                }
+            }
+        }
+        for prefix in [keys::TIME, keys::SEEN, keys::FEED] {
+            for key in self.tree.scan_prefix(prefix).keys() {
+                let key = key?;
+                let found = match keys::id_suffix(&key) {
+                    Some(id) => self.tree.contains_key(keys::item(&id))?,
+                    None => false,
+                };
+                if !found {
+                    report.problems.push(format!(
+                        "an index entry ({}) points at no story",
+                        String::from_utf8_lossy(prefix)
+                    ));
+                }
+            }
+        }
+        Ok(report)
     }
 
     fn scan_index(

@@ -4,6 +4,7 @@
 mod cli;
 mod comments;
 mod digest;
+mod operations;
 mod ops;
 mod pipeline;
 mod readers;

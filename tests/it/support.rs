@@ -73,6 +73,8 @@ struct Shared {
     no_validators: Vec<String>,
     /// Other paths that serve a fixture file.
     aliases: HashMap<String, String>,
+    /// `/dyn/NAME` answers this status instead of its document.
+    statuses: HashMap<String, u16>,
 }
 
 /// Serves fixture feeds and misbehaving endpoints:
@@ -83,6 +85,8 @@ struct Shared {
 /// - `/endless`: a body that never ends
 /// - `/bomb`: a small gzip body that inflates to 20 MB
 /// - `/loop`: redirects to itself
+/// - `/busy`: 429 with `Retry-After: 3600`; `/gone`: 410
+/// - `/moved`: 301 to `/f/wordpress.rss`; `/moved-twice`: 308 then 302 to it
 /// - `/html`: an HTML page served as text/html
 pub struct FixtureServer {
     pub addr: SocketAddr,
@@ -139,6 +143,16 @@ impl FixtureServer {
             .push(path.to_string());
     }
 
+    /// `/dyn/NAME` answers `status` (with no body) until cleared with 0.
+    pub fn set_status(&self, name: &str, status: u16) {
+        let mut s = self.shared.lock().unwrap();
+        if status == 0 {
+            s.statuses.remove(name);
+        } else {
+            s.statuses.insert(name.to_string(), status);
+        }
+    }
+
     /// Serves fixture `name` at `path` too.
     pub fn alias(&self, path: &str, name: &str) {
         self.shared
@@ -176,6 +190,12 @@ async fn handle(State((shared, base)): State<ServerState>, req: Request) -> Resp
         *s.hits.entry(path.clone()).or_default() += 1;
         if if_none_match.is_some() {
             *s.conditional_hits.entry(path.clone()).or_default() += 1;
+        }
+        if let Some(code) = path
+            .strip_prefix("/dyn/")
+            .and_then(|name| s.statuses.get(name))
+        {
+            return StatusCode::from_u16(*code).unwrap().into_response();
         }
         let dynamic = path
             .strip_prefix("/dyn/")
@@ -250,6 +270,24 @@ async fn special(path: &str) -> Response {
                 .into_response()
         }
         "/loop" => (StatusCode::FOUND, [(header::LOCATION, "/loop")]).into_response(),
+        "/busy" => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "3600")],
+            "slow down",
+        )
+            .into_response(),
+        "/gone" => (StatusCode::GONE, "this feed is no more").into_response(),
+        "/moved" => (
+            StatusCode::MOVED_PERMANENTLY,
+            [(header::LOCATION, "/f/wordpress.rss")],
+        )
+            .into_response(),
+        "/moved-twice" => (
+            StatusCode::PERMANENT_REDIRECT,
+            [(header::LOCATION, "/temp")],
+        )
+            .into_response(),
+        "/temp" => (StatusCode::FOUND, [(header::LOCATION, "/f/wordpress.rss")]).into_response(),
         "/html" => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
             std::fs::read(fixtures_dir().join("page.html")).unwrap(),
