@@ -86,6 +86,11 @@ pub async fn run(
         feeds = config.load().feeds.len(),
         "serving"
     );
+    let retention = tokio::spawn(retain(
+        store.clone(),
+        config.clone(),
+        shutdown.child_token(),
+    ));
     let stop = shutdown.clone();
     let server =
         axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
@@ -139,6 +144,7 @@ pub async fn run(
         Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),
         Err(_) => tracing::warn!("HTTP connections still open after {HTTP_GRACE:?} were closed"),
     }
+    retention.abort();
     store.flush()?;
     tracing::info!("stopped cleanly");
     Ok(())
@@ -174,6 +180,47 @@ pub fn reload(config: &ArcSwap<Config>, poller: &mut Poller) -> Result<(), Confi
     new.version = old.version + 1;
     config.store(Arc::new(new));
     Ok(())
+}
+
+/// How often retention runs (and once at start).
+pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Prunes the store on a timer, in the background, with the config of the
+/// moment. A pass is a series of atomic batches, so stopping mid-way is safe.
+async fn retain(store: Arc<Store>, config: Arc<ArcSwap<Config>>, stop: CancellationToken) {
+    loop {
+        let c = config.load_full();
+        let cutoff = chrono::Utc::now()
+            - chrono::Duration::from_std(c.storage.retention).unwrap_or(chrono::Duration::MAX);
+        let feeds: Vec<String> = c.feeds.iter().map(|f| f.id.clone()).collect();
+        let max = c.storage.max_items_per_feed;
+        let s = store.clone();
+        let pass = tokio::task::spawn_blocking(move || {
+            let ids: Vec<&str> = feeds.iter().map(String::as_str).collect();
+            s.prune(cutoff, max, &ids, chrono::Utc::now())
+        })
+        .await;
+        match pass {
+            Ok(Ok(p)) if p.old + p.over_limit + p.tombstones_expired + p.waiting_comments > 0 => {
+                tracing::info!(
+                    old = p.old,
+                    over_limit = p.over_limit,
+                    tombstones = p.tombstones_expired,
+                    waiting_comments = p.waiting_comments,
+                    "retention pruned"
+                )
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "retention failed; it runs again later"),
+            Err(e) => {
+                tracing::error!(error = %e, "retention stopped unexpectedly; it runs again later")
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(RETENTION_EVERY) => {}
+        }
+    }
 }
 
 /// How long a burst of file events must be quiet before a reload.

@@ -360,6 +360,8 @@ pub struct IngestReport {
     pub new: Vec<ItemId>,
     pub updated: Vec<ItemId>,
     pub unchanged: usize,
+    /// Entries for stories retention removed: not stored again.
+    pub pruned: usize,
     /// Stories whose stated comment count is new or changed.
     pub count_changed: Vec<ItemId>,
 }

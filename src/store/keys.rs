@@ -10,6 +10,7 @@
 //! | `l:`   | `l:` canonical link                  | id(16)           |
 //! | `n:`   | `n:` first_seen(8, ns) id(16)        | empty: the digest's window index |
 //! | `s:`   | `s:` feed                            | feed state (JSON)|
+//! | `x:`   | `x:` id(16)                          | when retention removed the story (8) |
 //! | `v:`   | `v:` comment feed URL                | validators (JSON)|
 //! | `k:`   | `k:` comment(16)                     | item id(16) or nothing, then time(8) |
 //! | `c:`   | `c:` time(8) comment(16)             | recent-comments stream entry (JSON) |
@@ -26,6 +27,7 @@ pub const FEED: &[u8] = b"f:";
 pub const LINK: &[u8] = b"l:";
 pub const STATE: &[u8] = b"s:";
 pub const SEEN: &[u8] = b"n:";
+pub const PRUNED: &[u8] = b"x:";
 pub const VALIDATORS: &[u8] = b"v:";
 pub const COMMENT: &[u8] = b"k:";
 pub const STREAM: &[u8] = b"c:";
@@ -80,6 +82,10 @@ pub fn by_feed(feed: &str, t: Timestamp, id: &ItemId) -> Vec<u8> {
 
 pub fn link(canonical: &str) -> Vec<u8> {
     [LINK, canonical.as_bytes()].concat()
+}
+
+pub fn pruned(id: &ItemId) -> Vec<u8> {
+    [PRUNED, &id.0].concat()
 }
 
 pub fn state(feed: &str) -> Vec<u8> {

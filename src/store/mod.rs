@@ -5,8 +5,10 @@
 
 mod comments;
 mod keys;
+mod retention;
 
 pub use comments::{CommentSource, STREAM_MAX};
+pub use retention::{Pruned, TOMBSTONE_KEEP};
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -175,18 +177,31 @@ impl Store {
         let mut batch = sled::Batch::default();
         let mut report = IngestReport::default();
         for c in candidates {
+            let linked = match &c.canonical_link {
+                Some(link) => self
+                    .tree
+                    .get(keys::link(link))?
+                    .and_then(|id| id.as_ref().try_into().ok().map(ItemId)),
+                None => None,
+            };
             let existing = match self.item(&c.fresh_id)? {
                 Some(item) => Some(item),
-                None => match &c.canonical_link {
-                    Some(link) => match self.tree.get(keys::link(link))? {
-                        Some(id) => {
-                            self.item(&ItemId(id.as_ref().try_into().unwrap_or_default()))?
-                        }
-                        None => None,
-                    },
+                None => match linked {
+                    Some(id) => self.item(&id)?,
                     None => None,
                 },
             };
+            // A pruned story that its feed still lists stays pruned.
+            if existing.is_none()
+                && (self.is_pruned(&c.fresh_id)?
+                    || linked
+                        .map(|id| self.is_pruned(&id))
+                        .transpose()?
+                        .unwrap_or(false))
+            {
+                report.pruned += 1;
+                continue;
+            }
             match existing {
                 None => {
                     let mut item = new_item(feed, c, stamp(&mut last_stamp), now);

@@ -350,3 +350,90 @@ fn kill_9_at_random_moments_loses_nothing_flushed() {
         .collect();
     assert_eq!(total, links.len(), "every story once");
 }
+
+#[tokio::test]
+async fn retention_prunes_and_pruned_stories_never_come_back() {
+    let server = FixtureServer::start().await;
+    server.no_validators("/f/wordpress.rss");
+    server.no_validators("/f/syndicated.rss");
+    let env = TestEnv::new();
+    let config = env.write_config(
+        &[
+            ("ttac", &server.url("/f/wordpress.rss")),
+            ("wire", &server.url("/f/syndicated.rss")),
+        ],
+        "",
+    );
+    let pipeline = app::pipeline(&config).unwrap();
+    let store = pipeline.store.clone();
+    pipeline.poll(&config.feeds[0]).await;
+    pipeline.poll(&config.feeds[1]).await;
+    let titles = |items: Vec<Value>| {
+        items
+            .iter()
+            .map(|i| i["title"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let before =
+        titles(crate::pipeline::json_items(&pipeline, &config, "/feeds/ttac/feed.json").await);
+    assert_eq!(before.len(), 6);
+
+    // Over the per-feed limit: the oldest go, the newest four stay.
+    let now = chrono::Utc::now();
+    let long_ago = now - chrono::Duration::days(3650);
+    let pruned = store.prune(long_ago, 4, &["ttac", "wire"], now).unwrap();
+    assert_eq!(pruned.over_limit, 2);
+    let after =
+        titles(crate::pipeline::json_items(&pipeline, &config, "/feeds/ttac/feed.json").await);
+    assert_eq!(after, before[..4]);
+    assert!(store.verify().unwrap().problems.is_empty());
+
+    // The feed still lists them: they stay pruned.
+    let again = pipeline.poll(&config.feeds[0]).await;
+    assert!(
+        matches!(again.outcome, Outcome::Stored { new: 0, .. }),
+        "{:?}",
+        again.outcome
+    );
+    assert_eq!(
+        titles(crate::pipeline::json_items(&pipeline, &config, "/feeds/ttac/feed.json").await),
+        after
+    );
+
+    // By age: everything first seen before the cutoff goes, the shared
+    // story too, and another feed carrying its link cannot revive it.
+    let pruned = store
+        .prune(
+            chrono::Utc::now() + chrono::Duration::seconds(1),
+            1000,
+            &["ttac", "wire"],
+            now,
+        )
+        .unwrap();
+    assert_eq!(pruned.old, 4 + 2);
+    assert!(
+        crate::pipeline::json_items(&pipeline, &config, "/feed.json")
+            .await
+            .is_empty()
+    );
+    pipeline.poll(&config.feeds[1]).await;
+    pipeline.poll(&config.feeds[0]).await;
+    assert!(
+        crate::pipeline::json_items(&pipeline, &config, "/feed.json")
+            .await
+            .is_empty()
+    );
+    let v = store.verify().unwrap();
+    assert!(v.problems.is_empty() && v.items == 0, "{v:?}");
+    // Tombstones expire after TOMBSTONE_KEEP.
+    let later = chrono::Utc::now()
+        + chrono::Duration::from_std(paddock::store::TOMBSTONE_KEEP).unwrap()
+        + chrono::Duration::days(1);
+    assert_eq!(
+        store
+            .prune(long_ago, 1000, &[], later)
+            .unwrap()
+            .tombstones_expired,
+        8
+    );
+}

@@ -1,0 +1,164 @@
+//! Retention: stories older than `[storage].retention` or beyond
+//! `[storage].max_items_per_feed` are removed with their index entries,
+//! leaving a small tombstone so a feed that still lists them cannot bring
+//! them back.
+
+use std::time::Duration;
+
+use super::{Store, StoreError, keys};
+use crate::model::{Item, ItemId, Timestamp};
+
+/// How long a tombstone outlives its story. A feed that still lists a
+/// story this long after it was pruned would bring it back as new.
+pub const TOMBSTONE_KEEP: Duration = Duration::from_secs(365 * 86400);
+/// Stories removed per atomic batch, so one pass never builds a huge one.
+const BATCH: usize = 500;
+
+/// What a retention pass removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pruned {
+    pub old: usize,
+    pub over_limit: usize,
+    pub tombstones_expired: usize,
+    pub waiting_comments: usize,
+}
+
+impl Store {
+    pub(super) fn is_pruned(&self, id: &ItemId) -> Result<bool, StoreError> {
+        Ok(self.tree.contains_key(keys::pruned(id))?)
+    }
+
+    /// Removes stories first seen before `cutoff`, and each feed's
+    /// stories beyond its newest `max_per_feed` (a story carried by a feed
+    /// that does not own it only leaves that feed), then expires old
+    /// tombstones and comments that waited too long for their story.
+    pub fn prune(
+        &self,
+        cutoff: Timestamp,
+        max_per_feed: usize,
+        feeds: &[&str],
+        now: Timestamp,
+    ) -> Result<Pruned, StoreError> {
+        let mut report = Pruned::default();
+        // By age since Paddock first stored them (a feed added today with
+        // old stories keeps them for a full retention period). The
+        // first-seen index is in time order, so this reads only what goes.
+        let old: Vec<ItemId> = self
+            .tree
+            .range(keys::SEEN.to_vec()..keys::first_seen_from(cutoff))
+            .keys()
+            .filter_map(|k| k.ok().and_then(|k| keys::id_suffix(&k)))
+            .collect();
+        for chunk in old.chunks(BATCH) {
+            report.old += self.remove(chunk, now)?;
+        }
+        // By count, feed by feed, newest kept.
+        for feed in feeds {
+            let extra: Vec<ItemId> = self
+                .tree
+                .scan_prefix(keys::feed_prefix(feed))
+                .keys()
+                .rev()
+                .skip(max_per_feed)
+                .filter_map(|k| k.ok().and_then(|k| keys::id_suffix(&k)))
+                .collect();
+            for chunk in extra.chunks(BATCH) {
+                report.over_limit += self.leave_feed(feed, chunk, now)?;
+            }
+        }
+        report.tombstones_expired = self.expire(
+            keys::PRUNED,
+            |v| keys::decode_time(v),
+            now - chrono::Duration::from_std(TOMBSTONE_KEEP).expect("a year"),
+        )?;
+        report.waiting_comments = self.expire(
+            keys::ORPHAN,
+            |v| {
+                serde_json::from_slice::<serde_json::Value>(v)
+                    .ok()
+                    .and_then(|w| {
+                        w["comment"]["published"]
+                            .as_str()
+                            .and_then(|p| chrono::DateTime::parse_from_rfc3339(p).ok())
+                            .map(|t| t.to_utc())
+                    })
+            },
+            cutoff,
+        )?;
+        if report.old + report.over_limit > 0 {
+            self.bump();
+        }
+        Ok(report)
+    }
+
+    /// Removes stories for good, leaving tombstones. Returns how many.
+    fn remove(&self, ids: &[ItemId], now: Timestamp) -> Result<usize, StoreError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut batch = sled::Batch::default();
+        let mut removed = 0;
+        for id in ids {
+            let Some(item) = self.item(id)? else { continue };
+            unindex(&mut batch, &item);
+            batch.remove(keys::item(id));
+            // The `l:` key stays, pointing at the tombstone: another feed
+            // bringing the same link finds the story pruned, not new.
+            batch.insert(keys::pruned(id), &keys::time(now)[..]);
+            removed += 1;
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(removed)
+    }
+
+    /// Takes stories off one feed: removed when the feed owns them, else
+    /// only that feed leaves their `also_in`.
+    fn leave_feed(&self, feed: &str, ids: &[ItemId], now: Timestamp) -> Result<usize, StoreError> {
+        let (owned, carried): (Vec<Item>, Vec<Item>) = ids
+            .iter()
+            .filter_map(|id| self.item(id).transpose())
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .partition(|i| i.feed == feed);
+        let owned: Vec<ItemId> = owned.iter().map(|i| i.id).collect();
+        let removed = self.remove(&owned, now)?;
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut batch = sled::Batch::default();
+        for mut item in carried {
+            batch.remove(keys::by_feed(feed, item.sort_time(), &item.id));
+            item.also_in.retain(|f| f != feed);
+            batch.insert(keys::item(&item.id), super::encode(&item)?);
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(removed)
+    }
+
+    /// Removes entries under `prefix` whose time (read by `time_of` from
+    /// the value) is before `before`.
+    fn expire(
+        &self,
+        prefix: &[u8],
+        time_of: impl Fn(&[u8]) -> Option<Timestamp>,
+        before: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for entry in self.tree.scan_prefix(prefix) {
+            let (key, value) = entry?;
+            if time_of(&value).is_some_and(|t| t < before) {
+                batch.remove(key);
+                n += 1;
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(n)
+    }
+}
+
+fn unindex(batch: &mut sled::Batch, item: &Item) {
+    let t = item.sort_time();
+    batch.remove(keys::by_time(t, &item.id));
+    batch.remove(keys::by_first_seen(item.first_seen, &item.id));
+    for f in item.feeds() {
+        batch.remove(keys::by_feed(f, t, &item.id));
+    }
+}
