@@ -3,6 +3,7 @@
 
 mod atom;
 pub mod digest;
+pub mod html;
 mod jsonfeed;
 mod rss;
 

@@ -8,6 +8,7 @@ mod comments;
 mod digest;
 mod error;
 mod feeds;
+mod river;
 
 pub use error::ApiError;
 
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .merge(comments::router())
         .merge(digest::router())
         .merge(api::router())
+        .merge(river::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .with_state(state)

@@ -286,6 +286,40 @@ impl Store {
         self.scan_index(keys::TIME, limit, keep)
     }
 
+    /// A page of stories newest first, starting after `cursor` (from the
+    /// previous page); returns the cursor of the next, older page when there
+    /// is more. Cursors are exact positions, so stories with the same time
+    /// are never skipped or repeated across pages.
+    pub fn page(
+        &self,
+        cursor: Option<&[u8]>,
+        limit: usize,
+        keep: impl Fn(&Item) -> bool,
+    ) -> Result<(Vec<Item>, Option<Vec<u8>>), StoreError> {
+        let end = match cursor {
+            Some(c) => [keys::TIME, c].concat(),
+            None => [keys::TIME, &[0xff; 24][..]].concat(),
+        };
+        let mut out = Vec::with_capacity(limit.min(1024));
+        let mut last = None;
+        for key in self.tree.range(keys::TIME.to_vec()..end).keys().rev() {
+            let key = key?;
+            if out.len() >= limit {
+                return Ok((out, last));
+            }
+            let Some(id) = keys::id_suffix(&key) else {
+                continue;
+            };
+            if let Some(item) = self.item(&id)?
+                && keep(&item)
+            {
+                out.push(item);
+                last = Some(key[keys::TIME.len()..].to_vec());
+            }
+        }
+        Ok((out, None))
+    }
+
     /// One feed's stories (owned or also carried), newest first.
     pub fn latest_in_feed(&self, feed: &str, limit: usize) -> Result<Vec<Item>, StoreError> {
         self.scan_index(&keys::feed_prefix(feed), limit, |_| true)
