@@ -223,7 +223,8 @@ async fn retain(store: Arc<Store>, config: Arc<ArcSwap<Config>>, stop: Cancellat
     }
 }
 
-/// How long a burst of file events must be quiet before a reload.
+/// After the first file event, how long to wait for the rest of an
+/// editor's save before reloading once.
 pub const RELOAD_SETTLE: Duration = Duration::from_millis(300);
 
 /// Watches the config file's directory (editors save by writing a new file

@@ -143,7 +143,7 @@ pub async fn refresh_feed(
         elapsed: started.elapsed(),
         fetch_elapsed,
         next_poll: state.next_poll.unwrap_or(now),
-        gone: state.gone.is_some(),
+        gone: state.gone.as_deref() == Some(feed.source.to_string().as_str()),
     };
     log(&report);
     report

@@ -221,7 +221,10 @@ mod tests {
         let html = river(&input(&[hostile], &dir));
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(!html.contains("<img src=x"), "{html}");
-        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(
+            html.contains("&#60;script&#62;alert(1)"),
+            "escaped, shown as text: {html}"
+        );
         assert!(html.contains("Thursday, 5 April 2012"));
         assert!(html.contains("4 comments"));
         assert!(html.contains("Lou_BC"));

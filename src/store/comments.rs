@@ -100,23 +100,22 @@ impl Store {
             batch.insert(keys::stream(time, &hash), encode(&entry)?);
         }
 
-        if let CommentSource::ItemFeed { item, .. } = source
-            && !dirty.contains_key(&item)
-            && let Some(stored) = self.item(&item)?
-        {
-            dirty.insert(item, stored);
+        // A story's own comment feed states a count by its length; the story
+        // changes only if that count is news.
+        if let CommentSource::ItemFeed { item, entries } = source {
+            if let Some(story) = dirty.get_mut(&item) {
+                story.comments.offer(CountSource::ItemFeed, entries);
+            } else if let Some(mut story) = self.item(&item)? {
+                let before = story.comments.clone();
+                story.comments.offer(CountSource::ItemFeed, entries);
+                if story.comments != before {
+                    dirty.insert(item, story);
+                }
+            }
         }
         let changed = !dirty.is_empty();
         for (id, mut item) in dirty {
             item.last_changed = now;
-            if let CommentSource::ItemFeed {
-                item: target,
-                entries,
-            } = source
-                && target == id
-            {
-                item.comments.offer(CountSource::ItemFeed, entries);
-            }
             batch.insert(keys::item(&id), encode(&item)?);
         }
         if let Some((url, v)) = validators {

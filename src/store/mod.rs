@@ -214,7 +214,13 @@ impl Store {
                     report.new.push(item.id);
                 }
                 Some(old) => {
-                    let mut item = merge(old.clone(), feed, c);
+                    let takes_over = old.feed != feed
+                        && is_origin(state.site_link.as_deref(), old.link.as_deref())
+                        && !is_origin(
+                            self.feed_state(&old.feed)?.site_link.as_deref(),
+                            old.link.as_deref(),
+                        );
+                    let mut item = merge(old.clone(), feed, c, takes_over);
                     if item == old {
                         report.unchanged += 1;
                         continue;
@@ -231,9 +237,11 @@ impl Store {
                 }
             }
         }
+        // Outputs name feeds by their own titles too.
+        let renamed = self.feed_state(feed)?.title != state.title;
         batch.insert(keys::state(feed), serde_json::to_vec(state)?);
         self.tree.apply_batch(batch)?;
-        if !report.new.is_empty() || !report.updated.is_empty() {
+        if renamed || !report.new.is_empty() || !report.updated.is_empty() {
             self.bump();
         }
         Ok(report)
@@ -459,14 +467,44 @@ fn new_item(feed: &str, c: Candidate, first_seen: Timestamp, now: Timestamp) -> 
     }
 }
 
-/// The story as the feed now tells it. Another feed carrying the same story
-/// only adds itself to `also_in`: letting two feeds rewrite one story would
-/// make it flip between their versions on every poll.
-fn merge(mut item: Item, feed: &str, c: Candidate) -> Item {
-    if item.feed != feed {
+/// Whether a feed whose site is `site` is the story's own site: the story's
+/// link is on the same host.
+fn is_origin(site: Option<&str>, link: Option<&str>) -> bool {
+    let host = |u: &str| {
+        url::Url::parse(u).ok().and_then(|u| {
+            u.host_str()
+                .map(|h| h.trim_start_matches("www.").to_ascii_lowercase())
+        })
+    };
+    match (site.and_then(host), link.and_then(host)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The story as the feed now tells it. One feed owns a story's content:
+/// letting two feeds rewrite it would make it flip between their versions
+/// on every poll. The owner is the first feed to store it, until the
+/// story's own site (its link's host) carries it: the origin takes over
+/// from an aggregator. Another feed only adds itself to `also_in`, and may
+/// state a comment count the owner does not.
+fn merge(mut item: Item, feed: &str, c: Candidate, takes_over: bool) -> Item {
+    if takes_over {
+        let previous = std::mem::replace(&mut item.feed, feed.to_string());
+        item.also_in.retain(|f| f != feed);
+        item.also_in.push(previous);
+    } else if item.feed != feed {
         if !item.also_in.iter().any(|f| f == feed) {
             item.also_in.push(feed.to_string());
         }
+        if let Some(n) = c.entry.comments.count
+            && item.comments.source != Some(CountSource::Feed)
+        {
+            item.comments.offer(CountSource::Feed, n);
+        }
+        let comments = &mut item.comments;
+        comments.page_url = comments.page_url.take().or(c.entry.comments.page_url);
+        comments.feed_url = comments.feed_url.take().or(c.entry.comments.feed_url);
         return item;
     }
     let e = c.entry;

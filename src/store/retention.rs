@@ -40,6 +40,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Pruned, StoreError> {
         let mut report = Pruned::default();
+        let mut changed = false;
         // By age since Paddock first stored them (a feed added today with
         // old stories keeps them for a full retention period). The
         // first-seen index is in time order, so this reads only what goes.
@@ -63,7 +64,9 @@ impl Store {
                 .filter_map(|k| k.ok().and_then(|k| keys::id_suffix(&k)))
                 .collect();
             for chunk in extra.chunks(BATCH) {
-                report.over_limit += self.leave_feed(feed, chunk, now)?;
+                let (removed, left) = self.leave_feed(feed, chunk, now)?;
+                report.over_limit += removed;
+                changed |= left > 0;
             }
         }
         report.tombstones_expired = self.expire(
@@ -85,7 +88,7 @@ impl Store {
             },
             cutoff,
         )?;
-        if report.old + report.over_limit > 0 {
+        if changed || report.old + report.over_limit > 0 {
             self.bump();
         }
         Ok(report)
@@ -95,40 +98,60 @@ impl Store {
     fn remove(&self, ids: &[ItemId], now: Timestamp) -> Result<usize, StoreError> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = sled::Batch::default();
+        let removed = self.remove_into(&mut batch, ids, now)?;
+        self.tree.apply_batch(batch)?;
+        Ok(removed)
+    }
+
+    /// With the writer lock held.
+    fn remove_into(
+        &self,
+        batch: &mut sled::Batch,
+        ids: &[ItemId],
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
         let mut removed = 0;
         for id in ids {
             let Some(item) = self.item(id)? else { continue };
-            unindex(&mut batch, &item);
+            unindex(batch, &item);
             batch.remove(keys::item(id));
             // The `l:` key stays, pointing at the tombstone: another feed
             // bringing the same link finds the story pruned, not new.
             batch.insert(keys::pruned(id), &keys::time(now)[..]);
             removed += 1;
         }
-        self.tree.apply_batch(batch)?;
         Ok(removed)
     }
 
-    /// Takes stories off one feed: removed when the feed owns them, else
-    /// only that feed leaves their `also_in`.
-    fn leave_feed(&self, feed: &str, ids: &[ItemId], now: Timestamp) -> Result<usize, StoreError> {
-        let (owned, carried): (Vec<Item>, Vec<Item>) = ids
-            .iter()
-            .filter_map(|id| self.item(id).transpose())
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .partition(|i| i.feed == feed);
-        let owned: Vec<ItemId> = owned.iter().map(|i| i.id).collect();
-        let removed = self.remove(&owned, now)?;
+    /// Takes stories off one feed, in one batch under the writer lock:
+    /// removed when the feed owns them, else only that feed leaves their
+    /// `also_in`. Returns (removed, left).
+    fn leave_feed(
+        &self,
+        feed: &str,
+        ids: &[ItemId],
+        now: Timestamp,
+    ) -> Result<(usize, usize), StoreError> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = sled::Batch::default();
-        for mut item in carried {
-            batch.remove(keys::by_feed(feed, item.sort_time(), &item.id));
-            item.also_in.retain(|f| f != feed);
-            batch.insert(keys::item(&item.id), super::encode(&item)?);
+        let mut owned = Vec::new();
+        let mut left = 0;
+        for id in ids {
+            let Some(mut item) = self.item(id)? else {
+                continue;
+            };
+            if item.feed == feed {
+                owned.push(item.id);
+            } else {
+                batch.remove(keys::by_feed(feed, item.sort_time(), &item.id));
+                item.also_in.retain(|f| f != feed);
+                batch.insert(keys::item(&item.id), super::encode(&item)?);
+                left += 1;
+            }
         }
+        let removed = self.remove_into(&mut batch, &owned, now)?;
         self.tree.apply_batch(batch)?;
-        Ok(removed)
+        Ok((removed, left))
     }
 
     /// Removes entries under `prefix` whose time (read by `time_of` from

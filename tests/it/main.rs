@@ -1,6 +1,7 @@
 //! Integration tests, one binary: real HTTP servers on 127.0.0.1:0 serving
 //! fixture feeds, real sled stores in temp dirs, real parsing.
 
+mod browser;
 mod cli;
 mod comments;
 mod digest;

@@ -446,3 +446,51 @@ pub async fn refresh_via_admin(daemon: &crate::support::Daemon, feed: &str, toke
     assert_eq!(r.status(), 200);
     serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
 }
+
+#[tokio::test]
+async fn the_story_s_own_site_takes_it_over_from_an_aggregator() {
+    let server = FixtureServer::start().await;
+    let env = TestEnv::new();
+    let config = env.write_config(
+        &[
+            ("wire", &server.url("/f/syndicated.rss")),
+            ("ttac", &server.url("/f/wordpress.rss")),
+        ],
+        "",
+    );
+    let pipeline = app::pipeline(&config).unwrap();
+    // The aggregator stores the story first...
+    pipeline.poll(&config.feeds[0]).await;
+    let items = json_items(&pipeline, &config, "/feed.json").await;
+    let first = items.iter().find(|i| i["url"] == INFINITI).unwrap().clone();
+    assert_eq!(first["_paddock"]["feed"], "wire");
+    assert!(first["_paddock"]["comment_count"].is_null());
+    // ...then the site it links to carries it: the site owns it from now on,
+    // with its text and its comment count; the id stays.
+    pipeline.poll(&config.feeds[1]).await;
+    let items = json_items(&pipeline, &config, "/feed.json").await;
+    let now = items.iter().find(|i| i["url"] == INFINITI).unwrap();
+    assert_eq!(now["id"], first["id"]);
+    assert_eq!(now["_paddock"]["feed"], "ttac");
+    assert_eq!(now["_paddock"]["also_in"], serde_json::json!(["wire"]));
+    assert_eq!(now["_paddock"]["comment_count"], 4);
+    assert_eq!(
+        now["_paddock"]["first_seen"],
+        first["_paddock"]["first_seen"]
+    );
+    // The aggregator polling again changes nothing.
+    server.no_validators("/f/syndicated.rss");
+    let again = pipeline.poll(&config.feeds[0]).await;
+    assert!(
+        matches!(
+            again.outcome,
+            Outcome::Stored {
+                new: 0,
+                updated: 0,
+                ..
+            }
+        ),
+        "{:?}",
+        again.outcome
+    );
+}
