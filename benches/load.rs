@@ -1,0 +1,283 @@
+//! The load benchmark: `cargo bench --bench load` (not part of the tests).
+//! Serves a synthetic corpus on loopback and measures, in one run, cold
+//! ingest next to the download+parse floor, a warm re-poll of 304s,
+//! serving from cache next to the same bytes served statically, and the
+//! store size and daemon memory at about 100k stories.
+//!
+//! Options: `--feeds N` (default 1000), `--big N` (feeds for the 100k
+//! phase, default 3000), `--seconds S` (each serving run, default 5),
+//! `--ingest-only` (stop after the re-poll, e.g. under a profiler).
+
+#[path = "support/corpus.rs"]
+mod corpus;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use paddock::config::Config;
+use paddock::poller::Outcome;
+use tokio::sync::Semaphore;
+
+const CONCURRENCY: usize = 16;
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// utime + stime of this process, from /proc (clock ticks of 10 ms).
+fn cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0) + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+fn status_kb(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn du(path: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+        let meta = entry.metadata().unwrap();
+        total += if meta.is_dir() { du(&entry.path()) } else { meta.len() };
+    }
+    total
+}
+
+type Docs = Arc<HashMap<String, (Bytes, String)>>;
+
+async fn serve_doc(State(docs): State<Docs>, req: Request) -> Response {
+    let Some((body, etag)) = docs.get(req.uri().path()) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    ([(header::ETAG, etag.clone()), (header::CONTENT_TYPE, "application/xml".into())], body.clone()).into_response()
+}
+
+async fn listen(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// Serves a corpus; returns its base URL and the raw bytes served.
+async fn corpus_server(sites: usize, per_site: usize) -> (String, Vec<corpus::Site>, u64) {
+    // The base must be known before generating (comment links carry it),
+    // so bind first.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let sites_v = corpus::generate(sites, per_site, &base);
+    let mut docs = HashMap::new();
+    let mut bytes = 0u64;
+    for s in &sites_v {
+        bytes += s.feed.len() as u64;
+        docs.insert(format!("/feeds/{}.xml", s.id), (Bytes::from(s.feed.clone()), format!("\"f{}\"", s.id)));
+        if let Some(c) = &s.comments {
+            bytes += c.len() as u64;
+            docs.insert(format!("/comments/{}.xml", s.id), (Bytes::from(c.clone()), format!("\"c{}\"", s.id)));
+        }
+    }
+    let app = axum::Router::new().fallback(serve_doc).with_state(Arc::new(docs));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, sites_v, bytes)
+}
+
+fn config_for(dir: &Path, base: &str, sites: &[corpus::Site]) -> Config {
+    let mut toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"data\"\n[poll]\nconcurrency = {CONCURRENCY}\nper_host = {CONCURRENCY}\ntimeout = \"60s\"\n"
+    );
+    for s in sites {
+        toml.push_str(&format!("[[feed]]\nid = \"{}\"\nurl = \"{base}/feeds/{}.xml\"\n", s.id, s.id));
+        if s.comments.is_some() {
+            toml.push_str(&format!("comments_url = \"{base}/comments/{}.xml\"\n", s.id));
+        }
+    }
+    let path = dir.join("feeds.toml");
+    std::fs::write(&path, toml).unwrap();
+    Config::load(&path).unwrap()
+}
+
+/// The floor: every document fetched with the same concurrency and parsed
+/// with feed-rs, nothing stored.
+async fn floor(base: &str, sites: &[corpus::Site]) -> (Duration, Duration, usize) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    let limit = Arc::new(Semaphore::new(CONCURRENCY));
+    let mut urls: Vec<String> = sites.iter().map(|s| format!("{base}/feeds/{}.xml", s.id)).collect();
+    urls.extend(sites.iter().filter(|s| s.comments.is_some()).map(|s| format!("{base}/comments/{}.xml", s.id)));
+    let (t0, c0) = (Instant::now(), cpu());
+    let mut set = tokio::task::JoinSet::new();
+    for url in urls {
+        let (client, limit) = (client.clone(), limit.clone());
+        set.spawn(async move {
+            let _p = limit.acquire_owned().await.unwrap();
+            let body = client.get(url).send().await.unwrap().bytes().await.unwrap();
+            tokio::task::spawn_blocking(move || feed_rs::parser::parse(&body[..]).map(|f| f.entries.len()).unwrap_or(0)).await.unwrap()
+        });
+    }
+    let mut items = 0;
+    while let Some(n) = set.join_next().await {
+        items += n.unwrap();
+    }
+    (t0.elapsed(), cpu() - c0, items)
+}
+
+struct Wrk {
+    rps: f64,
+    p99_ms: f64,
+}
+
+fn wrk(url: &str, seconds: u64) -> Option<Wrk> {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c32", &format!("-d{seconds}s"), "--latency", url])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text.lines().find(|l| l.starts_with("Requests/sec:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let p99 = text.lines().find(|l| l.trim_start().starts_with("99%"))?.split_whitespace().nth(1)?;
+    let p99_ms = if let Some(us) = p99.strip_suffix("us") {
+        us.parse::<f64>().ok()? / 1000.0
+    } else if let Some(ms) = p99.strip_suffix("ms") {
+        ms.parse().ok()?
+    } else {
+        p99.strip_suffix('s')?.parse::<f64>().ok()? * 1000.0
+    };
+    Some(Wrk { rps, p99_ms })
+}
+
+fn main() {
+    let feeds = arg("--feeds", 1000) as usize;
+    let big = arg("--big", 3000) as usize;
+    let seconds = arg("--seconds", 5);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        println!("# Paddock load benchmark\n");
+        println!("machine: {} cores; {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default().lines().find(|l| l.starts_with("model name")).unwrap_or("").trim());
+        let (base, sites, bytes) = corpus_server(feeds, 35).await;
+        let stories: usize = sites.iter().map(|s| s.items).sum();
+        println!("corpus: {feeds} feeds, {} comment feeds, {stories} entries, {:.1} MB\n", sites.iter().filter(|s| s.comments.is_some()).count(), bytes as f64 / 1e6);
+
+        // Warm the loopback path and the allocator once, unmeasured.
+        let _ = floor(&base, &sites[..feeds.min(50)]).await;
+        let (f_wall, f_cpu, f_items) = floor(&base, &sites).await;
+        println!("| phase | wall | CPU | items | items/s | ratio to floor |\n|---|---|---|---|---|---|");
+        println!("| floor: fetch + feed-rs parse | {:.2} s | {:.2} s | {f_items} | {:.0} | 1.00 |", f_wall.as_secs_f64(), f_cpu.as_secs_f64(), f_items as f64 / f_wall.as_secs_f64());
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_for(dir.path(), &base, &sites);
+        let pipeline = paddock::app::pipeline(&config).unwrap();
+        let (t0, c0) = (Instant::now(), cpu());
+        let reports = pipeline.poll_all(&config.feeds, |_| {}).await;
+        let (i_wall, i_cpu) = (t0.elapsed(), cpu() - c0);
+        let failed = reports.iter().filter(|r| matches!(r.outcome, Outcome::Failed(_))).count();
+        let stored = pipeline.store.verify().unwrap().items;
+        println!("| cold ingest (stored {stored} stories, {failed} failed) | {:.2} s | {:.2} s | {f_items} | {:.0} | {:.2} |", i_wall.as_secs_f64(), i_cpu.as_secs_f64(), f_items as f64 / i_wall.as_secs_f64(), i_wall.as_secs_f64() / f_wall.as_secs_f64());
+
+        // Warm re-poll: every feed due now, every answer a 304.
+        let (t0, c0) = (Instant::now(), cpu());
+        let reports = pipeline.poll_all(&config.feeds, |_| {}).await;
+        let (w_wall, w_cpu) = (t0.elapsed(), cpu() - c0);
+        let not_modified = reports.iter().filter(|r| r.outcome == Outcome::NotModified).count();
+        println!("| warm re-poll ({not_modified} of {} answered 304) | {:.3} s | {:.2} s | | | |\n", reports.len(), w_wall.as_secs_f64(), w_cpu.as_secs_f64());
+        println!("peak RSS of the bench process so far (corpus and server included): {} MB\n", status_kb("self", "VmHWM:") / 1024);
+
+        if std::env::args().any(|a| a == "--ingest-only") {
+            return;
+        }
+        // Serving, next to the same bytes served statically by axum.
+        let state = paddock::server::AppState::new(pipeline.store.clone(), Arc::new(ArcSwap::from_pointee(config.clone())));
+        let paddock_base = listen(paddock::server::router(state)).await;
+        let atom = reqwest::get(format!("{paddock_base}/feed.atom")).await.unwrap().bytes().await.unwrap();
+        let static_atom = atom.clone();
+        let static_base = listen(axum::Router::new().route(
+            "/feed.atom",
+            axum::routing::get(move || {
+                let b = static_atom.clone();
+                async move { ([(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")], b) }
+            }),
+        ))
+        .await;
+        println!("| serving ({seconds} s, 32 connections, wrk) | req/s | p99 | ratio to static |\n|---|---|---|---|");
+        let static_run = wrk(&format!("{static_base}/feed.atom"), seconds);
+        let cached = wrk(&format!("{paddock_base}/feed.atom"), seconds);
+        let digest = wrk(&format!("{paddock_base}/digest.json?since=7d&limit=50"), seconds);
+        match (static_run, cached, digest) {
+            (Some(s), Some(c), Some(d)) => {
+                println!("| same bytes, static ({} KB) | {:.0} | {:.2} ms | 1.00 |", atom.len() / 1024, s.rps, s.p99_ms);
+                println!("| /feed.atom from cache | {:.0} | {:.2} ms | {:.2} |", c.rps, c.p99_ms, c.rps / s.rps);
+                println!("| /digest.json?since=7d&limit=50 | {:.0} | {:.2} ms | {:.2} |\n", d.rps, d.p99_ms, d.rps / s.rps);
+            }
+            _ => println!("(wrk is not installed: serving not measured)\n"),
+        }
+        drop(pipeline);
+
+        // About 100k stories: store size, and the daemon's memory serving them.
+        let (big_base, big_sites, big_bytes) = corpus_server(big, 35).await;
+        let big_dir = tempfile::tempdir().unwrap();
+        let mut big_config = config_for(big_dir.path(), &big_base, &big_sites);
+        let pipeline = paddock::app::pipeline(&big_config).unwrap();
+        let t0 = Instant::now();
+        pipeline.poll_all(&big_config.feeds, |_| {}).await;
+        let b_wall = t0.elapsed();
+        let stored = pipeline.store.verify().unwrap().items;
+        pipeline.store.flush().unwrap();
+        drop(pipeline);
+        let size = du(&big_dir.path().join("data"));
+        println!("100k phase: {stored} stories stored from {:.1} MB of feeds in {:.1} s; store on disk {:.1} MB ({:.2}x the feed bytes)", big_bytes as f64 / 1e6, b_wall.as_secs_f64(), size as f64 / 1e6, size as f64 / big_bytes as f64);
+
+        // The real daemon on that store: polls are not due (the ingest set
+        // next polls 15 min out), so this measures a serving daemon.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let text = std::fs::read_to_string(&big_config.file).unwrap().replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""));
+        std::fs::write(&big_config.file, text).unwrap();
+        big_config = Config::load(&big_config.file).unwrap();
+        let mut daemon = Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .args(["serve", "--config", big_config.file.to_str().unwrap()])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..200 {
+            if http.get(format!("{url}/healthz")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for path in ["/feed.atom", "/feed.rss", "/feed.json", "/digest.json?since=7d", "/", "/api/feeds", "/comments/recent.json"] {
+            for _ in 0..5 {
+                let _ = http.get(format!("{url}{path}")).send().await.unwrap().bytes().await;
+            }
+        }
+        if let Some(w) = wrk(&format!("{url}/feed.atom"), 2) {
+            println!("daemon at 100k: /feed.atom {:.0} req/s", w.rps);
+        }
+        let pid = daemon.id().to_string();
+        println!("daemon at 100k stories: RSS {} MB now, {} MB peak", status_kb(&pid, "VmRSS:") / 1024, status_kb(&pid, "VmHWM:") / 1024);
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+    });
+}
