@@ -40,8 +40,12 @@ fn arg(name: &str, default: u64) -> u64 {
 /// utime + stime of this process, from /proc (clock ticks of 10 ms).
 fn cpu() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
-    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0) + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
     Duration::from_millis(ticks * 10)
 }
 
@@ -59,7 +63,11 @@ fn du(path: &Path) -> u64 {
     let mut total = 0;
     for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
         let meta = entry.metadata().unwrap();
-        total += if meta.is_dir() { du(&entry.path()) } else { meta.len() };
+        total += if meta.is_dir() {
+            du(&entry.path())
+        } else {
+            meta.len()
+        };
     }
     total
 }
@@ -70,10 +78,22 @@ async fn serve_doc(State(docs): State<Docs>, req: Request) -> Response {
     let Some((body, etag)) = docs.get(req.uri().path()) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    if req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+    if req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
         return StatusCode::NOT_MODIFIED.into_response();
     }
-    ([(header::ETAG, etag.clone()), (header::CONTENT_TYPE, "application/xml".into())], body.clone()).into_response()
+    (
+        [
+            (header::ETAG, etag.clone()),
+            (header::CONTENT_TYPE, "application/xml".into()),
+        ],
+        body.clone(),
+    )
+        .into_response()
 }
 
 async fn listen(app: axum::Router) -> String {
@@ -94,13 +114,21 @@ async fn corpus_server(sites: usize, per_site: usize) -> (String, Vec<corpus::Si
     let mut bytes = 0u64;
     for s in &sites_v {
         bytes += s.feed.len() as u64;
-        docs.insert(format!("/feeds/{}.xml", s.id), (Bytes::from(s.feed.clone()), format!("\"f{}\"", s.id)));
+        docs.insert(
+            format!("/feeds/{}.xml", s.id),
+            (Bytes::from(s.feed.clone()), format!("\"f{}\"", s.id)),
+        );
         if let Some(c) = &s.comments {
             bytes += c.len() as u64;
-            docs.insert(format!("/comments/{}.xml", s.id), (Bytes::from(c.clone()), format!("\"c{}\"", s.id)));
+            docs.insert(
+                format!("/comments/{}.xml", s.id),
+                (Bytes::from(c.clone()), format!("\"c{}\"", s.id)),
+            );
         }
     }
-    let app = axum::Router::new().fallback(serve_doc).with_state(Arc::new(docs));
+    let app = axum::Router::new()
+        .fallback(serve_doc)
+        .with_state(Arc::new(docs));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (base, sites_v, bytes)
 }
@@ -110,9 +138,15 @@ fn config_for(dir: &Path, base: &str, sites: &[corpus::Site]) -> Config {
         "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"data\"\n[poll]\nconcurrency = {CONCURRENCY}\nper_host = {CONCURRENCY}\ntimeout = \"60s\"\n"
     );
     for s in sites {
-        toml.push_str(&format!("[[feed]]\nid = \"{}\"\nurl = \"{base}/feeds/{}.xml\"\n", s.id, s.id));
+        toml.push_str(&format!(
+            "[[feed]]\nid = \"{}\"\nurl = \"{base}/feeds/{}.xml\"\n",
+            s.id, s.id
+        ));
         if s.comments.is_some() {
-            toml.push_str(&format!("comments_url = \"{base}/comments/{}.xml\"\n", s.id));
+            toml.push_str(&format!(
+                "comments_url = \"{base}/comments/{}.xml\"\n",
+                s.id
+            ));
         }
     }
     let path = dir.join("feeds.toml");
@@ -126,8 +160,16 @@ async fn floor(base: &str, sites: &[corpus::Site]) -> (Duration, Duration, usize
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let limit = Arc::new(Semaphore::new(CONCURRENCY));
-    let mut urls: Vec<String> = sites.iter().map(|s| format!("{base}/feeds/{}.xml", s.id)).collect();
-    urls.extend(sites.iter().filter(|s| s.comments.is_some()).map(|s| format!("{base}/comments/{}.xml", s.id)));
+    let mut urls: Vec<String> = sites
+        .iter()
+        .map(|s| format!("{base}/feeds/{}.xml", s.id))
+        .collect();
+    urls.extend(
+        sites
+            .iter()
+            .filter(|s| s.comments.is_some())
+            .map(|s| format!("{base}/comments/{}.xml", s.id)),
+    );
     let (t0, c0) = (Instant::now(), cpu());
     let mut set = tokio::task::JoinSet::new();
     for url in urls {
@@ -135,7 +177,13 @@ async fn floor(base: &str, sites: &[corpus::Site]) -> (Duration, Duration, usize
         set.spawn(async move {
             let _p = limit.acquire_owned().await.unwrap();
             let body = client.get(url).send().await.unwrap().bytes().await.unwrap();
-            tokio::task::spawn_blocking(move || feed_rs::parser::parse(&body[..]).map(|f| f.entries.len()).unwrap_or(0)).await.unwrap()
+            tokio::task::spawn_blocking(move || {
+                feed_rs::parser::parse(&body[..])
+                    .map(|f| f.entries.len())
+                    .unwrap_or(0)
+            })
+            .await
+            .unwrap()
         });
     }
     let mut items = 0;
@@ -156,8 +204,18 @@ fn wrk(url: &str, seconds: u64) -> Option<Wrk> {
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let rps = text.lines().find(|l| l.starts_with("Requests/sec:"))?.split_whitespace().nth(1)?.parse().ok()?;
-    let p99 = text.lines().find(|l| l.trim_start().starts_with("99%"))?.split_whitespace().nth(1)?;
+    let rps = text
+        .lines()
+        .find(|l| l.starts_with("Requests/sec:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let p99 = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("99%"))?
+        .split_whitespace()
+        .nth(1)?;
     let p99_ms = if let Some(us) = p99.strip_suffix("us") {
         us.parse::<f64>().ok()? / 1000.0
     } else if let Some(ms) = p99.strip_suffix("ms") {
@@ -172,7 +230,10 @@ fn main() {
     let feeds = arg("--feeds", 1000) as usize;
     let big = arg("--big", 3000) as usize;
     let seconds = arg("--seconds", 5);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         println!("# Paddock load benchmark\n");
         println!("machine: {} cores; {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default().lines().find(|l| l.starts_with("model name")).unwrap_or("").trim());

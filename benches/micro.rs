@@ -15,12 +15,16 @@ fn parse(c: &mut Criterion) {
     let base = url::Url::parse("https://site0.example/feed/").unwrap();
     let mut group = c.benchmark_group("wordpress");
     group.throughput(criterion::Throughput::Bytes(site.feed.len() as u64));
-    group.bench_function(format!("parse+normalize {} KB", site.feed.len() / 1024), |b| {
-        b.iter(|| {
-            let parsed = paddock::parse::parse_feed(black_box(&site.feed), &base, None).unwrap();
-            black_box(paddock::normalize::candidates("site0", parsed.entries))
-        })
-    });
+    group.bench_function(
+        format!("parse+normalize {} KB", site.feed.len() / 1024),
+        |b| {
+            b.iter(|| {
+                let parsed =
+                    paddock::parse::parse_feed(black_box(&site.feed), &base, None).unwrap();
+                black_box(paddock::normalize::candidates("site0", parsed.entries))
+            })
+        },
+    );
     group.finish();
 }
 
@@ -65,7 +69,9 @@ fn render(c: &mut Criterion) {
         updated: now,
     };
     let dir = Directory::new();
-    c.bench_function("render atom, 50 stories", |b| b.iter(|| black_box(atom(&channel, black_box(&items), &dir))));
+    c.bench_function("render atom, 50 stories", |b| {
+        b.iter(|| black_box(atom(&channel, black_box(&items), &dir)))
+    });
 }
 
 criterion_group!(benches, parse, render);

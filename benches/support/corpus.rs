@@ -16,14 +16,70 @@ pub struct Site {
 }
 
 const WORDS: &[&str] = &[
-    "turbocharged", "four-cylinder", "hybrid", "crossover", "recall", "dealer", "transmission", "torque",
-    "horsepower", "battery", "charging", "platform", "interior", "infotainment", "suspension", "pickup",
-    "sedan", "wagon", "coupe", "warranty", "sales", "quarter", "plant", "production", "engineers",
-    "the", "a", "and", "with", "for", "its", "new", "model", "year", "range", "miles", "price", "trim",
-    "market", "brand", "launch", "concept", "design", "review", "drive", "handling", "braking", "seats",
+    "turbocharged",
+    "four-cylinder",
+    "hybrid",
+    "crossover",
+    "recall",
+    "dealer",
+    "transmission",
+    "torque",
+    "horsepower",
+    "battery",
+    "charging",
+    "platform",
+    "interior",
+    "infotainment",
+    "suspension",
+    "pickup",
+    "sedan",
+    "wagon",
+    "coupe",
+    "warranty",
+    "sales",
+    "quarter",
+    "plant",
+    "production",
+    "engineers",
+    "the",
+    "a",
+    "and",
+    "with",
+    "for",
+    "its",
+    "new",
+    "model",
+    "year",
+    "range",
+    "miles",
+    "price",
+    "trim",
+    "market",
+    "brand",
+    "launch",
+    "concept",
+    "design",
+    "review",
+    "drive",
+    "handling",
+    "braking",
+    "seats",
 ];
 
-const MAKES: &[&str] = &["Toyota", "Ford", "Honda", "Nissan", "Hyundai", "Kia", "Subaru", "Mazda", "BMW", "Volvo", "Jeep", "Chevrolet"];
+const MAKES: &[&str] = &[
+    "Toyota",
+    "Ford",
+    "Honda",
+    "Nissan",
+    "Hyundai",
+    "Kia",
+    "Subaru",
+    "Mazda",
+    "BMW",
+    "Volvo",
+    "Jeep",
+    "Chevrolet",
+];
 
 /// xorshift64*: tiny, deterministic, good enough for filler text.
 struct Rng(u64);
@@ -39,7 +95,10 @@ impl Rng {
         from[(self.next() % from.len() as u64) as usize]
     }
     fn words(&mut self, n: usize) -> String {
-        (0..n).map(|_| self.pick(WORDS)).collect::<Vec<_>>().join(" ")
+        (0..n)
+            .map(|_| self.pick(WORDS))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -57,7 +116,10 @@ fn site(n: usize, per_site: usize, base: &str) -> Site {
     let mut rng = Rng(0x9E3779B97F4A7C15 ^ (n as u64 + 1).wrapping_mul(0x100000001B3));
     let items = per_site - 2 + (n % 5);
     let (feed, comments) = match n % 10 {
-        0..=6 => (wordpress(n, items, base, &mut rng), Some(site_comments(n, items, &mut rng))),
+        0..=6 => (
+            wordpress(n, items, base, &mut rng),
+            Some(site_comments(n, items, &mut rng)),
+        ),
         7 | 8 => (atom(n, items, &mut rng), None),
         _ => (rdf(n, items, &mut rng), None),
     };
@@ -70,7 +132,9 @@ fn site(n: usize, per_site: usize, base: &str) -> Site {
 }
 
 fn paragraphs(rng: &mut Rng, n: usize) -> String {
-    (0..n).map(|_| format!("<p>{}.</p>", rng.words(38))).collect()
+    (0..n)
+        .map(|_| format!("<p>{}.</p>", rng.words(38)))
+        .collect()
 }
 
 fn wordpress(n: usize, items: usize, base: &str, rng: &mut Rng) -> Vec<u8> {
@@ -83,11 +147,21 @@ fn wordpress(n: usize, items: usize, base: &str, rng: &mut Rng) -> Vec<u8> {
         let make = rng.pick(MAKES);
         // Every tenth story is another site's, syndicated with tracking.
         let link = if i % 10 == 3 && n > 0 {
-            format!("{}?utm_source=syndication&amp;utm_medium=rss", story_link(n - 1, i))
+            format!(
+                "{}?utm_source=syndication&amp;utm_medium=rss",
+                story_link(n - 1, i)
+            )
         } else {
             story_link(n, i)
         };
-        let guid = if i % 7 == 5 { String::new() } else { format!("<guid isPermaLink=\"false\">https://site{n}.example/?p={}</guid>", 10_000 + i) };
+        let guid = if i % 7 == 5 {
+            String::new()
+        } else {
+            format!(
+                "<guid isPermaLink=\"false\">https://site{n}.example/?p={}</guid>",
+                10_000 + i
+            )
+        };
         let hour = 23 - (i % 24);
         out.push_str(&format!(
             "<item><title>{make}&#8217;s {} &amp; {}</title><link>{link}</link><comments>{link}#respond</comments>\
@@ -117,7 +191,11 @@ fn site_comments(n: usize, items: usize, rng: &mut Rng) -> Vec<u8> {
         let i = (c * 3) % items;
         let author = format!("reader{}", rng.next() % 500);
         // WordPress omits dc:creator now and then; the title still says who.
-        let creator = if c % 4 == 0 { String::new() } else { format!("<dc:creator>{author}</dc:creator>") };
+        let creator = if c % 4 == 0 {
+            String::new()
+        } else {
+            format!("<dc:creator>{author}</dc:creator>")
+        };
         out.push_str(&format!(
             "<item><title>Comment on Story {i} by {author}</title><link>{}#comment-{}</link>{creator}\
              <pubDate>Fri, 20 Nov 2026 23:{:02}:00 +0000</pubDate><guid isPermaLink=\"false\">https://site{n}.example/?comment={}</guid>\
@@ -180,5 +258,7 @@ fn rdf(n: usize, items: usize, rng: &mut Rng) -> Vec<u8> {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -312,15 +312,16 @@ impl Store {
         let mut last = None;
         for key in self.tree.range(keys::TIME.to_vec()..end).keys().rev() {
             let key = key?;
-            if out.len() >= limit {
-                return Ok((out, last));
-            }
             let Some(id) = keys::id_suffix(&key) else {
                 continue;
             };
             if let Some(item) = self.item(&id)?
                 && keep(&item)
             {
+                // A next page exists only if another story would be on it.
+                if out.len() >= limit {
+                    return Ok((out, last));
+                }
                 out.push(item);
                 last = Some(key[keys::TIME.len()..].to_vec());
             }

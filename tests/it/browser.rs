@@ -188,7 +188,7 @@ async fn the_river_in_a_real_browser() {
     assert!(text.contains("Recall Roundup: Airbags & Brakes"), "{text}");
     assert!(text.contains("Review: The Sedan Is Bold"), "{text}");
 
-    // Dark mode and a phone: the page stays readable (no horizontal scroll).
+    // At desktop width, and (below) as narrow as a phone: no horizontal scroll.
     let width = driver
         .script("return [document.documentElement.scrollWidth, window.innerWidth]")
         .await;
@@ -206,6 +206,22 @@ async fn the_river_in_a_real_browser() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("river.png"), &png).unwrap();
     eprintln!("screenshot: target/screenshots/river.png");
+
+    driver
+        .session(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": 390, "height": 844})),
+        )
+        .await;
+    let narrow = driver
+        .script("return [document.documentElement.scrollWidth, window.innerWidth, getComputedStyle(document.querySelector('.layout')).gridTemplateColumns.split(' ').length]")
+        .await;
+    assert!(
+        narrow[0].as_i64() <= narrow[1].as_i64(),
+        "no horizontal scroll on a phone: {narrow}"
+    );
+    assert_eq!(narrow[2], 1, "one column on a phone: {narrow}");
 
     // A group tab.
     driver
