@@ -37,29 +37,7 @@ fn render(c: &mut Criterion) {
     let items: Vec<paddock::model::Item> = paddock::normalize::candidates("site0", parsed.entries)
         .into_iter()
         .take(50)
-        .map(|c| {
-            let e = c.entry;
-            paddock::model::Item {
-                id: c.fresh_id,
-                feed: "site0".into(),
-                also_in: vec![],
-                guid: e.guid,
-                title: e.title,
-                link: e.link,
-                authors: e.authors,
-                summary: e.summary,
-                content: e.content,
-                published: e.published,
-                updated: e.updated,
-                first_seen: now,
-                last_changed: now,
-                categories: e.categories,
-                image: e.image,
-                comments: e.comments,
-                recent_comments: vec![],
-                comments_seen: 0,
-            }
-        })
+        .map(|c| paddock::model::Item::new("site0", c, now, now))
         .collect();
     assert_eq!(items.len(), 50);
     let channel = Channel {

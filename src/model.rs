@@ -239,6 +239,35 @@ pub struct Item {
 }
 
 impl Item {
+    /// A story first stored now, from `feed`'s entry.
+    pub fn new(feed: &str, c: Candidate, first_seen: Timestamp, now: Timestamp) -> Item {
+        let e = c.entry;
+        let mut comments = e.comments;
+        if comments.count.is_some() {
+            comments.source = Some(CountSource::Feed);
+        }
+        Item {
+            id: c.fresh_id,
+            feed: feed.to_string(),
+            also_in: Vec::new(),
+            guid: e.guid,
+            title: e.title,
+            link: e.link,
+            authors: e.authors,
+            summary: e.summary,
+            content: e.content,
+            published: e.published,
+            updated: e.updated,
+            first_seen,
+            last_changed: now,
+            categories: e.categories,
+            image: e.image,
+            comments,
+            recent_comments: Vec::new(),
+            comments_seen: 0,
+        }
+    }
+
     /// The time the merged outputs sort by: the stated publication time,
     /// but never later than when Paddock first saw the story, so a feed that
     /// dates its items in the future cannot pin them to the top.

@@ -105,11 +105,7 @@ fn entry(item: &Item, feeds: &Directory) -> Entry {
                 .site
                 .iter()
                 .map(|s| link(s, "alternate", Some("text/html")))
-                .chain(
-                    (!source.url.is_empty())
-                        .then(|| link(&source.url, "self", None))
-                        .into_iter(),
-                )
+                .chain((!source.url.is_empty()).then(|| link(&source.url, "self", None)))
                 .collect(),
             ..Default::default()
         }),

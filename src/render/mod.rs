@@ -65,7 +65,7 @@ fn newest(items: &[Item], fallback: Timestamp) -> Timestamp {
         .unwrap_or(fallback)
 }
 
-fn feed_info<'a>(feeds: &'a Directory, id: &str) -> FeedInfo {
+fn feed_info(feeds: &Directory, id: &str) -> FeedInfo {
     feeds.get(id).cloned().unwrap_or_else(|| FeedInfo {
         id: id.to_string(),
         title: id.to_string(),

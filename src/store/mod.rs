@@ -204,7 +204,7 @@ impl Store {
             }
             match existing {
                 None => {
-                    let mut item = new_item(feed, c, stamp(&mut last_stamp), now);
+                    let mut item = Item::new(feed, c, stamp(&mut last_stamp), now);
                     // Comments that arrived before their story join it now.
                     self.attach_orphans(&mut item, &mut batch)?;
                     if item.comments.count != Some(0) {
@@ -438,34 +438,6 @@ fn stamp(last: &mut Timestamp) -> Timestamp {
     let t = chrono::Utc::now().max(*last + chrono::Duration::nanoseconds(1));
     *last = t;
     t
-}
-
-fn new_item(feed: &str, c: Candidate, first_seen: Timestamp, now: Timestamp) -> Item {
-    let e = c.entry;
-    let mut comments = e.comments;
-    if comments.count.is_some() {
-        comments.source = Some(CountSource::Feed);
-    }
-    Item {
-        id: c.fresh_id,
-        feed: feed.to_string(),
-        also_in: Vec::new(),
-        guid: e.guid,
-        title: e.title,
-        link: e.link,
-        authors: e.authors,
-        summary: e.summary,
-        content: e.content,
-        published: e.published,
-        updated: e.updated,
-        first_seen,
-        last_changed: now,
-        categories: e.categories,
-        image: e.image,
-        comments,
-        recent_comments: Vec::new(),
-        comments_seen: 0,
-    }
 }
 
 /// Whether a feed whose site is `site` is the story's own site: the story's

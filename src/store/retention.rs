@@ -71,7 +71,7 @@ impl Store {
         }
         report.tombstones_expired = self.expire(
             keys::PRUNED,
-            |v| keys::decode_time(v),
+            keys::decode_time,
             now - chrono::Duration::from_std(TOMBSTONE_KEEP).expect("a year"),
         )?;
         report.waiting_comments = self.expire(
