@@ -392,47 +392,12 @@ async fn a_running_daemon_polls_and_serves_then_stops_cleanly() {
         ],
         "",
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let daemon = tokio::spawn(app::run(config, listener, shutdown.clone()));
-
-    let client = crate::support::client();
-    let mut items = Vec::new();
-    for _ in 0..100 {
-        let body = client
-            .get(format!("http://{addr}/feed.json"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let doc: Value = serde_json::from_slice(&body).unwrap();
-        items = doc["items"].as_array().unwrap().clone();
-        if items.len() == 8 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(
-        items.len(),
-        8,
-        "both feeds polled on start, the shared story once"
-    );
-    let health = client
-        .get(format!("http://{addr}/healthz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
-
-    shutdown.cancel();
-    let result = tokio::time::timeout(std::time::Duration::from_secs(15), daemon)
-        .await
-        .expect("the daemon stops within its grace periods")
-        .unwrap();
-    assert!(result.is_ok(), "{result:?}");
+    let daemon = crate::support::Daemon::start(config).await;
+    // Both feeds are polled on start; the shared story shows once.
+    daemon.wait_for_stories(8).await;
+    let health = crate::support::get_bytes(&daemon.url("healthz")).await;
+    assert_eq!(health, b"ok\n");
+    daemon.stop().await;
 }
 
 /// Asks a daemon to poll a feed now, through the admin route.

@@ -9,19 +9,12 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{FixtureServer, TestEnv, get_bytes, have};
+use crate::support::{Daemon, FixtureServer, TestEnv, get_bytes, have};
 
 /// Starts a daemon on fixture feeds and waits until it has polled them.
-async fn daemon() -> (
-    FixtureServer,
-    TestEnv,
-    String,
-    tokio_util::sync::CancellationToken,
-) {
+async fn daemon() -> (FixtureServer, TestEnv, String, Daemon) {
     let server = FixtureServer::start().await;
     let env = TestEnv::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/", listener.local_addr().unwrap());
     let config = env.write_config(
         &[
             ("ttac", &server.url("/f/wordpress.rss")),
@@ -33,21 +26,9 @@ async fn daemon() -> (
         ],
         "",
     );
-    let mut config = config;
-    config.server.base_url = base.parse().unwrap();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(paddock::app::run(config, listener, shutdown.clone()));
-    let mut count = 0;
-    for _ in 0..200 {
-        let body = get_bytes(&format!("{base}feed.json?limit=100")).await;
-        let doc: Value = serde_json::from_slice(&body).unwrap();
-        count = doc["items"].as_array().unwrap().len();
-        if count == STORIES {
-            return (server, env, base, shutdown);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the daemon stored {count} stories, not {STORIES}");
+    let daemon = Daemon::start(config).await;
+    daemon.wait_for_stories(STORIES).await;
+    (server, env, daemon.base.clone(), daemon)
 }
 
 /// 6 + 3 + 4 + 3 + 2 + 2 stories in the fixtures, one of them shared.
@@ -67,7 +48,7 @@ async fn feedparser_reads_atom_and_rss_without_bozo() {
     if !have("python3", &["-c", "import feedparser"]) {
         return;
     }
-    let (_server, env, base, shutdown) = daemon().await;
+    let (_server, env, base, daemon) = daemon().await;
     for output in OUTPUTS {
         for ext in ["atom", "rss"] {
             let file = download(&base, &format!("{output}.{ext}?limit=100"), env.dir.path()).await;
@@ -110,7 +91,7 @@ async fn feedparser_reads_atom_and_rss_without_bozo() {
             }
         }
     }
-    shutdown.cancel();
+    daemon.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,7 +99,7 @@ async fn newsboat_reads_atom_and_rss_without_error() {
     if !have("newsboat", &["--version"]) {
         return;
     }
-    let (_server, env, base, shutdown) = daemon().await;
+    let (_server, env, base, daemon) = daemon().await;
     let dir = env.dir.path().to_path_buf();
     let urls: String = OUTPUTS
         .iter()
@@ -165,12 +146,12 @@ async fn newsboat_reads_atom_and_rss_without_error() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("unexpected newsboat output: {reload}"));
     assert!(unread >= STORIES, "newsboat read the stories: {reload}");
-    shutdown.cancel();
+    daemon.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_feed_follows_version_1_1() {
-    let (_server, env, base, shutdown) = daemon().await;
+    let (_server, env, base, daemon) = daemon().await;
     for output in OUTPUTS {
         let file = download(&base, &format!("{output}.json?limit=100"), env.dir.path()).await;
         let bytes = std::fs::read(&file).unwrap();
@@ -219,12 +200,12 @@ async fn json_feed_follows_version_1_1() {
             }
         }
     }
-    shutdown.cancel();
+    daemon.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_markup_never_reaches_an_output() {
-    let (_server, _env, base, shutdown) = daemon().await;
+    let (_server, _env, base, daemon) = daemon().await;
     for ext in ["atom", "rss", "json"] {
         let body =
             String::from_utf8(get_bytes(&format!("{base}feeds/xss/feed.{ext}")).await).unwrap();
@@ -240,7 +221,7 @@ async fn hostile_markup_never_reaches_an_output() {
             assert!(!decoded.contains(bad), "feed.{ext} carries {bad}: {body}");
         }
     }
-    shutdown.cancel();
+    daemon.stop().await;
 }
 
 /// RFC 4287's rules for a feed document, checked on every Atom output.
@@ -348,7 +329,7 @@ fn check_atom(xml: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn atom_outputs_follow_rfc_4287() {
-    let (_server, _env, base, shutdown) = daemon().await;
+    let (_server, _env, base, daemon) = daemon().await;
     for output in OUTPUTS {
         let body =
             String::from_utf8(get_bytes(&format!("{base}{output}.atom?limit=100")).await).unwrap();
@@ -361,5 +342,5 @@ async fn atom_outputs_follow_rfc_4287() {
     // The checker itself catches a broken document.
     let broken = r#"<feed xmlns="http://www.w3.org/2005/Atom"><title>x</title><entry><title>e</title></entry></feed>"#;
     assert!(check_atom(broken).len() >= 4, "{:?}", check_atom(broken));
-    shutdown.cancel();
+    daemon.stop().await;
 }
