@@ -293,12 +293,6 @@ pub struct Validators {
     pub last_modified: Option<String>,
 }
 
-impl Validators {
-    pub fn is_empty(&self) -> bool {
-        self.etag.is_none() && self.last_modified.is_none()
-    }
-}
-
 /// The small set of ways a poll fails, each with a sentence for operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

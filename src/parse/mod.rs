@@ -19,6 +19,15 @@ pub enum ParseError {
     Invalid(String),
 }
 
+impl ParseError {
+    pub fn kind(&self) -> crate::model::ErrorKind {
+        match self {
+            ParseError::NotAFeed => crate::model::ErrorKind::NotAFeed,
+            ParseError::Invalid(_) => crate::model::ErrorKind::Parse,
+        }
+    }
+}
+
 /// Parses a feed document from its raw bytes: the XML prolog, not a
 /// header, decides the encoding. `base` resolves relative links.
 pub fn parse_feed(
@@ -26,6 +35,26 @@ pub fn parse_feed(
     base: &Url,
     content_type: Option<&str>,
 ) -> Result<ParsedFeed, ParseError> {
+    parse_document(body, base, content_type).map(|(feed, _)| feed)
+}
+
+/// Parses a comment feed: the same as a feed, plus each entry's
+/// `thr:in-reply-to` references.
+pub fn parse_with_replies(
+    body: &[u8],
+    base: &Url,
+    content_type: Option<&str>,
+) -> Result<(ParsedFeed, Vec<Vec<InReplyTo>>), ParseError> {
+    parse_document(body, base, content_type)
+}
+
+/// Both passes over one document: feed-rs, then the extension scan, joined
+/// by position.
+fn parse_document(
+    body: &[u8],
+    base: &Url,
+    content_type: Option<&str>,
+) -> Result<(ParsedFeed, Vec<Vec<InReplyTo>>), ParseError> {
     if looks_like_html(body) {
         return Err(ParseError::NotAFeed);
     }
@@ -63,6 +92,10 @@ pub fn parse_feed(
         .iter()
         .filter(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
         .find_map(|l| resolve(base, &l.href));
+    let replies = match &extensions {
+        Some(x) => x.iter().map(|e| e.in_reply_to.clone()).collect(),
+        None => vec![Vec::new(); feed.entries.len()],
+    };
     let entries = feed
         .entries
         .into_iter()
@@ -72,33 +105,13 @@ pub fn parse_feed(
             entry(e, ext, base)
         })
         .collect();
-    Ok(ParsedFeed {
+    let parsed = ParsedFeed {
         title: feed.title.map(|t| text(&t)).filter(|t| !t.is_empty()),
         site_link,
         entries,
         update_every,
-    })
-}
-
-/// Parses a comment feed: the same as a feed, plus each entry's
-/// `thr:in-reply-to` references.
-pub fn parse_with_replies(
-    body: &[u8],
-    base: &Url,
-    content_type: Option<&str>,
-) -> Result<(ParsedFeed, Vec<Vec<InReplyTo>>), ParseError> {
-    let feed = parse_feed(body, base, content_type)?;
-    let mut refs: Vec<Vec<InReplyTo>> = extensions::scan(body)
-        .entries
-        .into_iter()
-        .map(|e| e.in_reply_to)
-        .collect();
-    // As in `parse_feed`: a count mismatch means the passes disagree on
-    // which entry is which, so no reference is attached at all.
-    if refs.len() != feed.entries.len() {
-        refs = vec![Vec::new(); feed.entries.len()];
-    }
-    Ok((feed, refs))
+    };
+    Ok((parsed, replies))
 }
 
 fn entry(e: Entry, ext: Option<&EntryExtensions>, base: &Url) -> ParsedEntry {

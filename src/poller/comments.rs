@@ -7,7 +7,7 @@ use url::Url;
 
 use crate::comments::{from_item_feed, from_site_feed, same_site};
 use crate::config::{Config, FeedConfig, Source};
-use crate::fetch::{Fetched, Fetcher};
+use crate::fetch::{Document, FetchError, Fetched, Fetcher};
 use crate::model::{ErrorKind, FeedState, ItemId, PollFailure, Timestamp};
 use crate::parse;
 use crate::store::{CommentSource, Store};
@@ -99,6 +99,40 @@ pub async fn refresh(
     }
 }
 
+/// A comment document, fetched conditionally with the validators stored
+/// for its URL: `None` when it has not changed. URLs taken from feed
+/// content (`same_host`) may not redirect to another host.
+async fn fetch_doc(
+    store: &Store,
+    fetcher: &Fetcher,
+    source: &Source,
+    same_host: bool,
+) -> Result<Option<Document>, FetchError> {
+    let validators = store.validators(source.url().as_str()).unwrap_or_default();
+    let fetched = match source {
+        Source::Http(url) if same_host => fetcher.fetch_same_host(url, &validators).await?,
+        _ => fetcher.fetch(source, &validators).await?,
+    };
+    Ok(match fetched {
+        Fetched::NotModified(_) => None,
+        Fetched::Document(doc) => Some(doc),
+    })
+}
+
+/// Failures of one comment document, named by what and where it is.
+fn failure(
+    what: &'static str,
+    key: &str,
+    now: Timestamp,
+) -> impl Fn(ErrorKind, String) -> PollFailure {
+    let key = key.to_string();
+    move |kind, message| PollFailure {
+        kind,
+        message: format!("{what} {key}: {message}"),
+        at: now,
+    }
+}
+
 async fn site_feed(
     store: &Store,
     fetcher: &Fetcher,
@@ -108,20 +142,16 @@ async fn site_feed(
     now: Timestamp,
 ) -> Result<(), PollFailure> {
     let key = source.url().to_string();
-    let fail = |kind: ErrorKind, message: String| PollFailure {
-        kind,
-        message: format!("comments feed {key}: {message}"),
-        at: now,
-    };
-    let validators = store.validators(&key).unwrap_or_default();
-    let doc = match fetcher.fetch(source, &validators).await {
-        Ok(Fetched::NotModified(_)) => return Ok(()),
-        Ok(Fetched::Document(doc)) => doc,
-        Err(e) => return Err(fail(e.kind(), e.to_string())),
+    let fail = failure("comments feed", &key, now);
+    let Some(doc) = fetch_doc(store, fetcher, source, false)
+        .await
+        .map_err(|e| fail(e.kind(), e.to_string()))?
+    else {
+        return Ok(());
     };
     let (parsed, replies) =
         parse::parse_with_replies(&doc.body, &doc.url, doc.content_type.as_deref())
-            .map_err(|e| fail(parse_kind(&e), e.to_string()))?;
+            .map_err(|e| fail(e.kind(), e.to_string()))?;
     let comments = from_site_feed(&feed.id, parsed, replies, options.excerpt_chars);
     let report = store
         .add_comments(
@@ -153,20 +183,16 @@ async fn item_feed(
     now: Timestamp,
 ) -> Result<(), PollFailure> {
     let key = url.to_string();
-    let fail = |kind: ErrorKind, message: String| PollFailure {
-        kind,
-        message: format!("comment feed {key}: {message}"),
-        at: now,
-    };
-    let validators = store.validators(&key).unwrap_or_default();
-    // Redirects may not leave the host the same-site rule approved.
-    let doc = match fetcher.fetch_same_host(url, &validators).await {
-        Ok(Fetched::NotModified(_)) => return Ok(()),
-        Ok(Fetched::Document(doc)) => doc,
-        Err(e) => return Err(fail(e.kind(), e.to_string())),
+    let fail = failure("comment feed", &key, now);
+    let source = Source::Http(url.clone());
+    let Some(doc) = fetch_doc(store, fetcher, &source, true)
+        .await
+        .map_err(|e| fail(e.kind(), e.to_string()))?
+    else {
+        return Ok(());
     };
     let parsed = parse::parse_feed(&doc.body, &doc.url, doc.content_type.as_deref())
-        .map_err(|e| fail(parse_kind(&e), e.to_string()))?;
+        .map_err(|e| fail(e.kind(), e.to_string()))?;
     let entries = parsed.entries.len() as u32;
     let comments = from_item_feed(item, parsed, options.excerpt_chars);
     store
@@ -179,11 +205,4 @@ async fn item_feed(
         )
         .map_err(|e| fail(ErrorKind::Store, e.to_string()))?;
     Ok(())
-}
-
-fn parse_kind(e: &parse::ParseError) -> ErrorKind {
-    match e {
-        parse::ParseError::NotAFeed => ErrorKind::NotAFeed,
-        parse::ParseError::Invalid(_) => ErrorKind::Parse,
-    }
 }

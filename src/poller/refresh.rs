@@ -28,8 +28,7 @@ impl PollError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             PollError::Fetch(e) => e.kind(),
-            PollError::Parse(ParseError::NotAFeed) => ErrorKind::NotAFeed,
-            PollError::Parse(ParseError::Invalid(_)) => ErrorKind::Parse,
+            PollError::Parse(e) => e.kind(),
             PollError::Store(_) => ErrorKind::Store,
             PollError::Internal(_) => ErrorKind::Internal,
         }
