@@ -2,10 +2,11 @@
 //! outputs name feeds, and the digest's parameters and assembly. Reads the
 //! store; never fetches.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::config::{Config, MAX_LIMIT, Source};
-use crate::model::{Item, Timestamp};
+use crate::model::{FeedState, Item, Timestamp};
 use crate::render::digest::{DigestInput, FeedHealth, digest};
 use crate::render::{Directory, FeedInfo};
 use crate::store::{Store, StoreError};
@@ -37,25 +38,39 @@ pub fn url(config: &Config, path: &str) -> String {
         .unwrap_or_else(|_| format!("{}{path}", config.server.base_url))
 }
 
+/// Every configured feed's stored state, read once per request.
+pub fn feed_states(store: &Store, config: &Config) -> HashMap<String, FeedState> {
+    config
+        .feeds
+        .iter()
+        .map(|f| (f.id.clone(), store.feed_state(&f.id).unwrap_or_default()))
+        .collect()
+}
+
 /// How outputs name each configured feed.
 pub fn directory(store: &Store, config: &Config) -> Directory {
+    directory_of(config, &feed_states(store, config))
+}
+
+/// [`directory`] from states already read.
+pub fn directory_of(config: &Config, states: &HashMap<String, FeedState>) -> Directory {
     config
         .feeds
         .iter()
         .map(|f| {
-            let stored = store.feed_state(&f.id).unwrap_or_default();
+            let stored = states.get(&f.id);
             let info = FeedInfo {
                 id: f.id.clone(),
                 title: f
                     .title
                     .clone()
-                    .or(stored.title)
+                    .or_else(|| stored.and_then(|s| s.title.clone()))
                     .unwrap_or_else(|| f.id.clone()),
                 url: match &f.source {
                     Source::Http(u) => u.to_string(),
                     Source::File(_) => url(config, &format!("feeds/{}/feed.rss", f.id)),
                 },
-                site: stored.site_link,
+                site: stored.and_then(|s| s.site_link.clone()),
             };
             (f.id.clone(), info)
         })
@@ -149,12 +164,13 @@ pub fn digest_json(
         })
         .take(DIGEST_COMMENTS)
         .collect();
+    let states = feed_states(store, config);
     let feeds = config
         .feeds
         .iter()
         .filter(|f| members.as_ref().is_none_or(|m| m.contains(&f.id.as_str())))
         .map(|f| {
-            let state = store.feed_state(&f.id).unwrap_or_default();
+            let state = states.get(&f.id).cloned().unwrap_or_default();
             FeedHealth {
                 id: f.id.clone(),
                 title: f
@@ -168,7 +184,7 @@ pub fn digest_json(
             }
         })
         .collect();
-    let directory = directory(store, config);
+    let directory = directory_of(config, &states);
     let groups = |feed: &str| {
         config
             .feed(feed)

@@ -11,7 +11,7 @@ use axum::routing::get;
 
 use super::{ApiError, AppState};
 use crate::model::Item;
-use crate::read::{directory, group_members, url};
+use crate::read::{directory_of, feed_states, group_members, url};
 use crate::render::html::{CSS, FeedLine, RiverInput, river};
 
 /// Stories per page of the river.
@@ -70,13 +70,14 @@ async fn page(
         };
         recent.push((rc, title));
     }
-    let dir = directory(&state.store, &config);
+    let states = feed_states(&state.store, &config);
+    let dir = directory_of(&config, &states);
     let feeds = config
         .feeds
         .iter()
         .filter(|f| members.as_ref().is_none_or(|m| m.contains(&f.id.as_str())))
         .map(|f| {
-            let s = state.store.feed_state(&f.id).unwrap_or_default();
+            let s = states.get(&f.id).cloned().unwrap_or_default();
             let title = dir
                 .get(&f.id)
                 .map(|d| d.title.clone())
