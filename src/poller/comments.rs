@@ -1,6 +1,7 @@
 //! The comments step of a poll: the feed's site-wide comments feed, then
 //! the comment feeds of its new or changed stories, on a budget.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
@@ -10,6 +11,7 @@ use crate::config::{Config, FeedConfig, Source};
 use crate::fetch::{Document, FetchError, Fetched, Fetcher};
 use crate::model::{ErrorKind, FeedState, ItemId, PollFailure, Timestamp};
 use crate::parse;
+use crate::poller::refresh::write;
 use crate::store::{CommentSource, Store};
 
 /// The comment settings a poll needs.
@@ -35,7 +37,7 @@ impl From<&Config> for CommentOptions {
 /// Fetches and stores the feed's comments. Failures are recorded in
 /// `state.comments_error`; the feed's own poll has already succeeded.
 pub async fn refresh(
-    store: &Store,
+    store: &Arc<Store>,
     fetcher: &Fetcher,
     feed: &FeedConfig,
     options: &CommentOptions,
@@ -92,8 +94,9 @@ pub async fn refresh(
         tracing::warn!(feed = %feed.id, kind = e.kind.as_str(), error = %e.message, "comments poll failed");
     }
     state.comments_error = error;
+    let (id, recorded) = (feed.id.clone(), state.clone());
     if (state.comments_error.clone(), state.skipped_comment_feeds) != before
-        && let Err(e) = store.put_feed_state(&feed.id, state)
+        && let Err(e) = write(store, move |s| s.put_feed_state(&id, &recorded)).await
     {
         tracing::error!(feed = %feed.id, error = %e, "could not record the comments poll");
     }
@@ -103,7 +106,7 @@ pub async fn refresh(
 /// for its URL: `None` when it has not changed. URLs taken from feed
 /// content (`same_host`) may not redirect to another host.
 async fn fetch_doc(
-    store: &Store,
+    store: &Arc<Store>,
     fetcher: &Fetcher,
     source: &Source,
     same_host: bool,
@@ -134,7 +137,7 @@ fn failure(
 }
 
 async fn site_feed(
-    store: &Store,
+    store: &Arc<Store>,
     fetcher: &Fetcher,
     feed: &FeedConfig,
     source: &Source,
@@ -153,15 +156,13 @@ async fn site_feed(
         parse::parse_with_replies(&doc.body, &doc.url, doc.content_type.as_deref())
             .map_err(|e| fail(e.kind(), e.to_string()))?;
     let comments = from_site_feed(&feed.id, parsed, replies, options.excerpt_chars);
-    let report = store
-        .add_comments(
-            &feed.id,
-            comments,
-            CommentSource::Site,
-            Some((&key, &doc.validators)),
-            now,
-        )
-        .map_err(|e| fail(ErrorKind::Store, e.to_string()))?;
+    let (id, url, validators) = (feed.id.clone(), key.clone(), doc.validators);
+    let report = write(store, move |s| {
+        let source = CommentSource::Site;
+        s.add_comments(&id, comments, source, Some((&url, &validators)), now)
+    })
+    .await
+    .map_err(|e| fail(e.kind(), e.to_string()))?;
     tracing::info!(
         feed = %feed.id,
         new = report.new,
@@ -174,7 +175,7 @@ async fn site_feed(
 }
 
 async fn item_feed(
-    store: &Store,
+    store: &Arc<Store>,
     fetcher: &Fetcher,
     feed: &str,
     item: ItemId,
@@ -195,14 +196,12 @@ async fn item_feed(
         .map_err(|e| fail(e.kind(), e.to_string()))?;
     let entries = parsed.entries.len() as u32;
     let comments = from_item_feed(item, parsed, options.excerpt_chars);
-    store
-        .add_comments(
-            feed,
-            comments,
-            CommentSource::ItemFeed { item, entries },
-            Some((&key, &doc.validators)),
-            now,
-        )
-        .map_err(|e| fail(ErrorKind::Store, e.to_string()))?;
+    let (feed, url, validators) = (feed.to_string(), key.clone(), doc.validators);
+    write(store, move |s| {
+        let source = CommentSource::ItemFeed { item, entries };
+        s.add_comments(&feed, comments, source, Some((&url, &validators)), now)
+    })
+    .await
+    .map_err(|e| fail(e.kind(), e.to_string()))?;
     Ok(())
 }

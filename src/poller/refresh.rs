@@ -1,5 +1,6 @@
 //! One feed, the whole pipeline, top to bottom.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::FeedConfig;
@@ -64,7 +65,7 @@ pub struct PollReport {
 /// outcome, failures included, is recorded in the feed's state with the
 /// time of its next poll.
 pub async fn refresh_feed(
-    store: &Store,
+    store: &Arc<Store>,
     fetcher: &Fetcher,
     feed: &FeedConfig,
     options: &PollOptions,
@@ -130,7 +131,8 @@ pub async fn refresh_feed(
                 state.consecutive_failures,
                 retry_after,
             ));
-            if let Err(e) = store.put_feed_state(&feed.id, &state) {
+            let (id, recorded) = (feed.id.clone(), state.clone());
+            if let Err(e) = write(store, move |s| s.put_feed_state(&id, &recorded)).await {
                 tracing::error!(feed = %feed.id, error = %e, "could not record the failed poll");
             }
             Outcome::Failed(failure)
@@ -149,7 +151,7 @@ pub async fn refresh_feed(
 }
 
 async fn poll(
-    store: &Store,
+    store: &Arc<Store>,
     fetcher: &Fetcher,
     feed: &FeedConfig,
     politeness: &Politeness,
@@ -164,7 +166,8 @@ async fn poll(
     let doc = match fetched {
         Fetched::NotModified(hints) => {
             succeed(state, feed, politeness, hints.fresh_for, now);
-            store.put_feed_state(&feed.id, state)?;
+            let (id, recorded) = (feed.id.clone(), state.clone());
+            write(store, move |s| s.put_feed_state(&id, &recorded)).await?;
             return Ok((Outcome::NotModified, Vec::new()));
         }
         Fetched::Document(doc) => doc,
@@ -178,13 +181,32 @@ async fn poll(
     state.validators = doc.validators;
     state.title = parsed.title.or(state.title.take());
     state.site_link = parsed.site_link.or(state.site_link.take());
-    let report = store.ingest(&feed.id, candidates, state, now)?;
+    let (id, recorded) = (feed.id.clone(), state.clone());
+    let report = write(store, move |s| s.ingest(&id, candidates, &recorded, now)).await?;
     let outcome = Outcome::Stored {
         new: report.new.len(),
         updated: report.updated.len(),
         unchanged: report.unchanged,
     };
     Ok((outcome, report.count_changed))
+}
+
+/// Runs a store write on the runtime's blocking threads. A write waits for
+/// the store's writer lock, and a runtime thread waiting there could
+/// neither fetch nor parse meanwhile: with two cores, that halved the
+/// ingest's overlap of parsing and storing.
+pub(crate) async fn write<T: Send + 'static>(
+    store: &Arc<Store>,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, PollError> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(result) => Ok(result?),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(PollError::Internal(format!(
+            "a store write was cancelled: {e}"
+        ))),
+    }
 }
 
 fn succeed(

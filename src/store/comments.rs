@@ -2,8 +2,9 @@
 //! comments. Same rules as the rest of the store: one writer, one batch.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
-use super::{Store, StoreError, encode, keys};
+use super::{Store, StoreError, encode, encode_item, keys};
 use crate::model::{
     Comment, CommentReport, CountSource, IncomingComment, Item, ItemId, RecentComment, Target,
     Timestamp, Validators,
@@ -11,6 +12,11 @@ use crate::model::{
 
 /// The site-wide stream keeps this many newest comments.
 pub const STREAM_MAX: usize = 1000;
+/// The stream is trimmed back to [`STREAM_MAX`] once it may hold this many
+/// more, so that a trim (which walks the stream) happens once per this
+/// many new comments rather than on every write. Readers never ask for
+/// more than `STREAM_MAX`.
+pub const STREAM_SLACK: usize = 200;
 
 /// Where a batch of comments came from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,6 +47,7 @@ impl Store {
         let mut report = CommentReport::default();
         let mut dirty: HashMap<ItemId, Item> = HashMap::new();
         let mut joined_here: HashMap<String, ItemId> = HashMap::new();
+        let mut streamed = 0;
 
         for ic in incoming {
             let hash = keys::comment_hash(feed, &ic.comment.id);
@@ -98,6 +105,7 @@ impl Store {
                 item,
             };
             batch.insert(keys::stream(time, &hash), encode(&entry)?);
+            streamed += 1;
         }
 
         // A story's own comment feed states a count by its length; the story
@@ -116,13 +124,13 @@ impl Store {
         let changed = !dirty.is_empty();
         for (id, mut item) in dirty {
             item.last_changed = now;
-            batch.insert(keys::item(&id), encode(&item)?);
+            batch.insert(keys::item(&id), encode_item(&item)?);
         }
         if let Some((url, v)) = validators {
             batch.insert(keys::validators(url), encode(v)?);
         }
         self.tree.apply_batch(batch)?;
-        self.prune_stream()?;
+        self.streamed(streamed)?;
         if changed || report.new > 0 {
             self.bump();
         }
@@ -144,16 +152,17 @@ impl Store {
         Ok(out)
     }
 
-    /// Joins comments that were waiting for `item` (by its link) to it.
-    /// Called inside a write, with the writer lock held.
+    /// Joins comments that were waiting for `item` (by its link) to it;
+    /// whether any did. Called inside a write, with the writer lock held.
     pub(super) fn attach_orphans(
         &self,
         item: &mut Item,
         batch: &mut sled::Batch,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let Some(link) = &item.link else {
-            return Ok(());
+            return Ok(false);
         };
+        let mut any = false;
         let keep = self.keep_comments();
         for entry in self.tree.scan_prefix(keys::orphan_prefix(link)) {
             let (key, value) = entry?;
@@ -169,14 +178,16 @@ impl Store {
             }
             let time = time.unwrap_or_else(|| comment.published.unwrap_or(item.first_seen));
             attach(item, &comment, keep, CommentSource::Site);
+            any = true;
             batch.insert(keys::comment(&hash), comment_ref(Some(item.id), time));
             let entry = RecentComment {
                 comment,
                 item: Some(item.id),
             };
             batch.insert(keys::stream(time, &hash), encode(&entry)?);
+            self.stream_len.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(())
+        Ok(any)
     }
 
     fn resolve(
@@ -210,9 +221,22 @@ impl Store {
         Ok(None)
     }
 
+    /// Counts `n` entries written to the stream (some may have replaced
+    /// entries already there) and trims it when it may have outgrown
+    /// [`STREAM_MAX`] by [`STREAM_SLACK`]. Called with the writer lock held.
+    pub(super) fn streamed(&self, n: usize) -> Result<(), StoreError> {
+        let len = self.stream_len.fetch_add(n, Ordering::Relaxed) + n;
+        if len > STREAM_MAX + STREAM_SLACK {
+            self.prune_stream()?;
+        }
+        Ok(())
+    }
+
     /// Keeps the stream at [`STREAM_MAX`] entries, dropping the oldest.
     fn prune_stream(&self) -> Result<(), StoreError> {
         let total = self.tree.scan_prefix(keys::STREAM).keys().count();
+        self.stream_len
+            .store(total.min(STREAM_MAX), Ordering::Relaxed);
         if total <= STREAM_MAX {
             return Ok(());
         }

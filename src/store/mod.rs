@@ -7,7 +7,7 @@ mod comments;
 mod keys;
 mod retention;
 
-pub use comments::{CommentSource, STREAM_MAX};
+pub use comments::{CommentSource, STREAM_MAX, STREAM_SLACK};
 pub use retention::{Pruned, TOMBSTONE_KEEP};
 
 use std::path::Path;
@@ -44,6 +44,8 @@ pub enum StoreError {
     Io(#[from] sled::Error),
     #[error("a stored record could not be decoded: {0}")]
     Codec(#[from] serde_json::Error),
+    #[error("a stored story could not be decompressed: {0}")]
+    Compression(#[from] lz4_flex::block::DecompressError),
 }
 
 /// What [`Store::verify`] found.
@@ -65,6 +67,9 @@ pub struct Store {
     generation: AtomicU64,
     /// How many recent comments each story keeps (`[output].recent_comments`).
     recent_comments: AtomicUsize,
+    /// At least the number of entries in the recent-comments stream, so
+    /// that trimming it does not have to count it on every write.
+    stream_len: AtomicUsize,
 }
 
 impl Store {
@@ -111,12 +116,14 @@ impl Store {
             None => None,
         }
         .unwrap_or(chrono::DateTime::UNIX_EPOCH);
+        let stream_len = tree.scan_prefix(keys::STREAM).keys().count();
         Ok(Store {
             db,
             tree,
             writer: Mutex::new(last_stamp),
             generation: AtomicU64::new(1),
             recent_comments: AtomicUsize::new(5),
+            stream_len: AtomicUsize::new(stream_len),
         })
     }
 
@@ -159,7 +166,10 @@ impl Store {
     }
 
     pub fn item(&self, id: &ItemId) -> Result<Option<Item>, StoreError> {
-        self.get(&keys::item(id))
+        match self.tree.get(keys::item(id))? {
+            Some(bytes) => Ok(Some(decode_item(&bytes)?)),
+            None => Ok(None),
+        }
     }
 
     /// Stores one feed document's candidates and the feed's new state in
@@ -173,18 +183,34 @@ impl Store {
         state: &FeedState,
         now: Timestamp,
     ) -> Result<IngestReport, StoreError> {
+        // Before taking the writer lock, build each candidate as a new
+        // story and encode the ones the store does not hold yet: encoding
+        // is the largest part of a write, and other writers can go on
+        // meanwhile. Under the lock, only `first_seen` is patched in.
+        let prepared = candidates
+            .into_iter()
+            .map(|c| self.prepare(feed, c, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        let renamed = self.feed_state(feed)?.title != state.title;
+        let state_value = serde_json::to_vec(state)?;
+
         let mut last_stamp = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = sled::Batch::default();
         let mut report = IngestReport::default();
-        for c in candidates {
-            let linked = match &c.canonical_link {
+        for Prepared {
+            mut fresh,
+            canonical_link,
+            encoded,
+        } in prepared
+        {
+            let linked = match &canonical_link {
                 Some(link) => self
                     .tree
                     .get(keys::link(link))?
                     .and_then(|id| id.as_ref().try_into().ok().map(ItemId)),
                 None => None,
             };
-            let existing = match self.item(&c.fresh_id)? {
+            let existing = match self.item(&fresh.id)? {
                 Some(item) => Some(item),
                 None => match linked {
                     Some(id) => self.item(&id)?,
@@ -193,7 +219,7 @@ impl Store {
             };
             // A pruned story that its feed still lists stays pruned.
             if existing.is_none()
-                && (self.is_pruned(&c.fresh_id)?
+                && (self.is_pruned(&fresh.id)?
                     || linked
                         .map(|id| self.is_pruned(&id))
                         .transpose()?
@@ -204,14 +230,21 @@ impl Store {
             }
             match existing {
                 None => {
-                    let mut item = Item::new(feed, c, stamp(&mut last_stamp), now);
+                    fresh.first_seen = stamp(&mut last_stamp);
                     // Comments that arrived before their story join it now.
-                    self.attach_orphans(&mut item, &mut batch)?;
-                    if item.comments.count != Some(0) {
-                        report.count_changed.push(item.id);
+                    let joined = self.attach_orphans(&mut fresh, &mut batch)?;
+                    let value = match encoded {
+                        Some(mut value) if !joined => {
+                            set_first_seen(&mut value, fresh.first_seen);
+                            value
+                        }
+                        _ => encode_item(&fresh)?,
+                    };
+                    if fresh.comments.count != Some(0) {
+                        report.count_changed.push(fresh.id);
                     }
-                    write_item(&mut batch, &item, None)?;
-                    report.new.push(item.id);
+                    write_item(&mut batch, &fresh, None, value);
+                    report.new.push(fresh.id);
                 }
                 Some(old) => {
                     let takes_over = old.feed != feed
@@ -220,7 +253,7 @@ impl Store {
                             self.feed_state(&old.feed)?.site_link.as_deref(),
                             old.link.as_deref(),
                         );
-                    let mut item = merge(old.clone(), feed, c, takes_over);
+                    let mut item = merge(old.clone(), feed, fresh, takes_over);
                     if item == old {
                         report.unchanged += 1;
                         continue;
@@ -232,19 +265,37 @@ impl Store {
                         report.count_changed.push(item.id);
                     }
                     item.last_changed = now;
-                    write_item(&mut batch, &item, Some(&old))?;
+                    let value = encode_item(&item)?;
+                    write_item(&mut batch, &item, Some(&old), value);
                     report.updated.push(item.id);
                 }
             }
         }
-        // Outputs name feeds by their own titles too.
-        let renamed = self.feed_state(feed)?.title != state.title;
-        batch.insert(keys::state(feed), serde_json::to_vec(state)?);
+        batch.insert(keys::state(feed), state_value);
         self.tree.apply_batch(batch)?;
+        self.streamed(0)?; // orphans joined to new stories enter the stream
+        // Outputs name feeds by their own titles too.
         if renamed || !report.new.is_empty() || !report.updated.is_empty() {
             self.bump();
         }
         Ok(report)
+    }
+
+    /// A candidate as the new story it would be, encoded when the store
+    /// does not hold its id yet (checked again under the writer lock).
+    fn prepare(&self, feed: &str, c: Candidate, now: Timestamp) -> Result<Prepared, StoreError> {
+        let canonical_link = c.canonical_link.clone();
+        let fresh = Item::new(feed, c, chrono::DateTime::UNIX_EPOCH, now);
+        let encoded = if self.tree.contains_key(keys::item(&fresh.id))? {
+            None
+        } else {
+            Some(encode_item(&fresh)?)
+        };
+        Ok(Prepared {
+            fresh,
+            canonical_link,
+            encoded,
+        })
     }
 
     /// A digest cursor: a time after every stored story's `first_seen` and
@@ -351,7 +402,7 @@ impl Store {
         let mut links = std::collections::HashMap::new();
         for entry in self.tree.scan_prefix(keys::ITEM) {
             let (_, value) = entry?;
-            let item: Item = serde_json::from_slice(&value)?;
+            let item = decode_item(&value)?;
             report.items += 1;
             let t = item.sort_time();
             let mut need = vec![
@@ -432,6 +483,46 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     Ok(serde_json::to_vec(value)?)
 }
 
+/// Marks an `i:` value as `first_seen` then LZ4-compressed JSON. Plain
+/// JSON (which starts with `{`) is still read, so stores written before
+/// compression open as they are.
+const LZ4: u8 = 1;
+/// Tag (1), `first_seen` (8, ns), then the LZ4 block.
+const ITEM_HEADER: usize = 9;
+
+/// A story as stored: the tag, its `first_seen` (kept outside the
+/// compressed part so a story encoded before it was stamped can be stamped
+/// without encoding it again), then its JSON, LZ4-compressed. Story HTML
+/// compresses to about a third, and sled copies every value it holds
+/// several times over (node rewrites, log segments), so fewer bytes is
+/// less work and less disk.
+fn encode_item(item: &Item) -> Result<Vec<u8>, StoreError> {
+    let json = serde_json::to_vec(item)?;
+    let mut out = Vec::with_capacity(ITEM_HEADER + 4 + json.len() / 2);
+    out.push(LZ4);
+    out.extend_from_slice(&keys::time_ns(item.first_seen));
+    out.extend_from_slice(&lz4_flex::block::compress_prepend_size(&json));
+    Ok(out)
+}
+
+fn set_first_seen(value: &mut [u8], first_seen: Timestamp) {
+    value[1..ITEM_HEADER].copy_from_slice(&keys::time_ns(first_seen));
+}
+
+fn decode_item(bytes: &[u8]) -> Result<Item, StoreError> {
+    if bytes.first() != Some(&LZ4) {
+        return Ok(serde_json::from_slice(bytes)?);
+    }
+    let (first_seen, packed) = match bytes.get(1..ITEM_HEADER) {
+        Some(stamp) => (keys::decode_time_ns(stamp), &bytes[ITEM_HEADER..]),
+        None => (None, &[][..]),
+    };
+    let json = lz4_flex::block::decompress_size_prepended(packed)?;
+    let mut item: Item = serde_json::from_slice(&json)?;
+    item.first_seen = first_seen.unwrap_or(item.first_seen);
+    Ok(item)
+}
+
 /// A `first_seen` later than every one handed out before, so that stories
 /// have a strict order and a digest cursor never splits a batch.
 fn stamp(last: &mut Timestamp) -> Timestamp {
@@ -461,7 +552,7 @@ fn is_origin(site: Option<&str>, link: Option<&str>) -> bool {
 /// story's own site (its link's host) carries it: the origin takes over
 /// from an aggregator. Another feed only adds itself to `also_in`, and may
 /// state a comment count the owner does not.
-fn merge(mut item: Item, feed: &str, c: Candidate, takes_over: bool) -> Item {
+fn merge(mut item: Item, feed: &str, fresh: Item, takes_over: bool) -> Item {
     if takes_over {
         let previous = std::mem::replace(&mut item.feed, feed.to_string());
         item.also_in.retain(|f| f != feed);
@@ -470,37 +561,36 @@ fn merge(mut item: Item, feed: &str, c: Candidate, takes_over: bool) -> Item {
         if !item.also_in.iter().any(|f| f == feed) {
             item.also_in.push(feed.to_string());
         }
-        if let Some(n) = c.entry.comments.count
+        if let Some(n) = fresh.comments.count
             && item.comments.source != Some(CountSource::Feed)
         {
             item.comments.offer(CountSource::Feed, n);
         }
         let comments = &mut item.comments;
-        comments.page_url = comments.page_url.take().or(c.entry.comments.page_url);
-        comments.feed_url = comments.feed_url.take().or(c.entry.comments.feed_url);
+        comments.page_url = comments.page_url.take().or(fresh.comments.page_url);
+        comments.feed_url = comments.feed_url.take().or(fresh.comments.feed_url);
         return item;
     }
-    let e = c.entry;
-    item.title = e.title;
-    item.link = e.link.or(item.link);
-    item.authors = e.authors;
-    item.summary = e.summary;
-    item.content = e.content;
-    item.published = e.published.or(item.published);
-    item.updated = e.updated.or(item.updated);
-    item.categories = e.categories;
-    item.image = e.image.or(item.image);
-    if let Some(n) = e.comments.count {
+    item.title = fresh.title;
+    item.link = fresh.link.or(item.link);
+    item.authors = fresh.authors;
+    item.summary = fresh.summary;
+    item.content = fresh.content;
+    item.published = fresh.published.or(item.published);
+    item.updated = fresh.updated.or(item.updated);
+    item.categories = fresh.categories;
+    item.image = fresh.image.or(item.image);
+    if let Some(n) = fresh.comments.count {
         item.comments.offer(CountSource::Feed, n);
     }
-    item.comments.page_url = e.comments.page_url.or(item.comments.page_url);
-    item.comments.feed_url = e.comments.feed_url.or(item.comments.feed_url);
+    item.comments.page_url = fresh.comments.page_url.or(item.comments.page_url);
+    item.comments.feed_url = fresh.comments.feed_url.or(item.comments.feed_url);
     item
 }
 
-/// Writes an item and its index entries, moving the time keys when the
-/// sort time changed.
-fn write_item(batch: &mut sled::Batch, item: &Item, old: Option<&Item>) -> Result<(), StoreError> {
+/// Writes an item (`value`, from [`encode_item`]) and its index entries,
+/// moving the time keys when the sort time changed.
+fn write_item(batch: &mut sled::Batch, item: &Item, old: Option<&Item>, value: Vec<u8>) {
     let t = item.sort_time();
     if let Some(old) = old {
         let old_t = old.sort_time();
@@ -514,7 +604,7 @@ fn write_item(batch: &mut sled::Batch, item: &Item, old: Option<&Item>) -> Resul
     if old.is_none() {
         batch.insert(keys::by_first_seen(item.first_seen, &item.id), &[][..]);
     }
-    batch.insert(keys::item(&item.id), encode(item)?);
+    batch.insert(keys::item(&item.id), value);
     batch.insert(keys::by_time(t, &item.id), &[][..]);
     for f in item.feeds() {
         batch.insert(keys::by_feed(f, t, &item.id), &[][..]);
@@ -523,5 +613,16 @@ fn write_item(batch: &mut sled::Batch, item: &Item, old: Option<&Item>) -> Resul
     if let Some(link) = &item.link {
         batch.insert(keys::link(link), &item.id.0[..]);
     }
-    Ok(())
 }
+
+/// A candidate made ready outside the writer lock.
+struct Prepared {
+    /// The story as it would be stored if it is new.
+    fresh: Item,
+    canonical_link: Option<String>,
+    /// `fresh` encoded, when its id was not stored when prepared.
+    encoded: Option<Vec<u8>>,
+}
+
+#[cfg(test)]
+mod tests;

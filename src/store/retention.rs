@@ -145,7 +145,7 @@ impl Store {
             } else {
                 batch.remove(keys::by_feed(feed, item.sort_time(), &item.id));
                 item.also_in.retain(|f| f != feed);
-                batch.insert(keys::item(&item.id), super::encode(&item)?);
+                batch.insert(keys::item(&item.id), super::encode_item(&item)?);
                 left += 1;
             }
         }
