@@ -49,6 +49,7 @@ pub struct Metrics {
     http: Family<HttpLabels, Counter>,
     failing: Family<FeedLabels, Gauge>,
     failing_total: Gauge,
+    store_write: Counter<f64, std::sync::atomic::AtomicU64>,
     /// Encoding reads the failing-feed gauges, which a scrape rewrites.
     scrape: Mutex<()>,
 }
@@ -92,8 +93,15 @@ impl Default for Metrics {
             "Feeds whose last poll failed",
             failing_total.clone(),
         );
+        let store_write = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "store_write_seconds",
+            "Time spent writing to the store; writes are serialized, so a rate near 1 means the store limits polling",
+            store_write.clone(),
+        );
         Metrics {
             registry,
+            store_write,
             polls,
             fetch_seconds,
             stored,
@@ -133,9 +141,18 @@ impl Metrics {
     }
 
     /// The exposition text (OpenMetrics, which Prometheus scrapes), with
-    /// the failing-feed gauges set from the feeds' current states.
-    pub fn render<'a>(&self, feeds: impl Iterator<Item = (&'a str, FeedState)>) -> String {
+    /// the failing-feed gauges set from the feeds' current states and the
+    /// store's write time brought up to `store_write`.
+    pub fn render<'a>(
+        &self,
+        feeds: impl Iterator<Item = (&'a str, FeedState)>,
+        store_write: Duration,
+    ) -> String {
         let _one_at_a_time = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        let behind = store_write.as_secs_f64() - self.store_write.get();
+        if behind > 0.0 {
+            self.store_write.inc_by(behind);
+        }
         self.failing.clear();
         let mut total = 0;
         for (id, state) in feeds {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::config::{Config, MAX_LIMIT, Source};
-use crate::model::{FeedState, Item, Timestamp};
+use crate::model::{FeedState, Item, RecentComment, Timestamp};
 use crate::render::digest::{DigestInput, FeedHealth, digest};
 use crate::render::{Directory, FeedInfo};
 use crate::store::{Store, StoreError};
@@ -149,21 +149,26 @@ pub fn digest_json(
             .is_none_or(|m| item.feeds().any(|f| m.contains(&f)))
     };
     let (items, more) = store.first_seen_between(since, until.max(since), limit, in_scope)?;
-    let comments: Vec<_> = store
-        .recent_comments(crate::store::STREAM_MAX)?
-        .into_iter()
-        .filter(|c| c.comment.published.is_none_or(|p| p >= since && p < until))
-        .filter(|c| match (&members, c.item) {
-            (None, _) => true,
-            (Some(m), Some(id)) => store
-                .item(&id)
-                .ok()
-                .flatten()
-                .is_some_and(|i| i.feeds().any(|f| m.contains(&f))),
-            (Some(_), None) => false,
-        })
-        .take(DIGEST_COMMENTS)
-        .collect();
+    let in_window = |c: &RecentComment| c.comment.published.is_none_or(|p| p >= since && p < until);
+    let in_group = |c: &RecentComment| match (&members, c.item) {
+        (None, _) => true,
+        (Some(m), Some(id)) => store
+            .item(&id)
+            .ok()
+            .flatten()
+            .is_some_and(|i| i.feeds().any(|f| m.contains(&f))),
+        (Some(_), None) => false,
+    };
+    let mut comments = Vec::new();
+    for c in store.comments_newest_first() {
+        let c = c?;
+        if in_window(&c) && in_group(&c) {
+            comments.push(c);
+            if comments.len() == DIGEST_COMMENTS {
+                break;
+            }
+        }
+    }
     let states = feed_states(store, config);
     let feeds = config
         .feeds

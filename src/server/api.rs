@@ -129,7 +129,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
             )
         })
         .collect();
-    let body = state.metrics.render(states.into_iter());
+    let body = state
+        .metrics
+        .render(states.into_iter(), state.store.write_time());
     (
         [(
             header::CONTENT_TYPE,

@@ -41,7 +41,7 @@ impl Store {
         validators: Option<(&str, &Validators)>,
         now: Timestamp,
     ) -> Result<CommentReport, StoreError> {
-        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.write_lock();
         let keep = self.keep_comments();
         let mut batch = sled::Batch::default();
         let mut report = CommentReport::default();
@@ -139,17 +139,18 @@ impl Store {
 
     /// The newest comments across all feeds, newest first.
     pub fn recent_comments(&self, limit: usize) -> Result<Vec<RecentComment>, StoreError> {
-        let mut out = Vec::with_capacity(limit.min(STREAM_MAX));
-        for value in self
-            .tree
-            .scan_prefix(keys::STREAM)
-            .values()
-            .rev()
-            .take(limit)
-        {
-            out.push(serde_json::from_slice(&value?)?);
-        }
-        Ok(out)
+        self.comments_newest_first().take(limit).collect()
+    }
+
+    /// The stream, newest first, read as it is consumed: a reader that
+    /// stops early decodes only what it took.
+    pub fn comments_newest_first(
+        &self,
+    ) -> impl Iterator<Item = Result<RecentComment, StoreError>> + '_ {
+        let entries = self.tree.scan_prefix(keys::STREAM).values().rev();
+        entries
+            .take(STREAM_MAX)
+            .map(|value| Ok(serde_json::from_slice(&value?)?))
     }
 
     /// Joins comments that were waiting for `item` (by its link) to it;

@@ -10,9 +10,11 @@ mod retention;
 pub use comments::{CommentSource, STREAM_MAX, STREAM_SLACK};
 pub use retention::{Pruned, TOMBSTONE_KEEP};
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -63,6 +65,13 @@ pub struct Store {
     /// mutex: it is held only around short synchronous sled calls. It holds
     /// the last `first_seen` handed out (see [`Store::cursor`]).
     writer: Mutex<Timestamp>,
+    /// Every feed state read or written so far, as in the tree: outputs
+    /// read all feeds' states on every request. Filled on a miss with this
+    /// lock held across the tree read, and written after the tree under
+    /// the writer lock, so it can never keep an older state than the tree.
+    states: Mutex<HashMap<String, FeedState>>,
+    /// Nanoseconds spent holding `writer`, for [`Store::write_time`].
+    busy: AtomicU64,
     /// Bumped on every change that an output could show.
     generation: AtomicU64,
     /// How many recent comments each story keeps (`[output].recent_comments`).
@@ -121,6 +130,8 @@ impl Store {
             db,
             tree,
             writer: Mutex::new(last_stamp),
+            busy: AtomicU64::new(0),
+            states: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(1),
             recent_comments: AtomicUsize::new(5),
             stream_len: AtomicUsize::new(stream_len),
@@ -147,21 +158,50 @@ impl Store {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// Time spent writing (holding the writer lock) since the store was
+    /// opened. Writes are serialized, so when this grows by nearly a second
+    /// per second the store is what limits polling.
+    pub fn write_time(&self) -> Duration {
+        Duration::from_nanos(self.busy.load(Ordering::Relaxed))
+    }
+
+    fn write_lock(&self) -> Writing<'_> {
+        Writing {
+            last_stamp: self.writer.lock().unwrap_or_else(|p| p.into_inner()),
+            busy: &self.busy,
+            since: Instant::now(),
+        }
+    }
+
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
     }
 
     pub fn feed_state(&self, feed: &str) -> Result<FeedState, StoreError> {
-        Ok(self.get(&keys::state(feed))?.unwrap_or_default())
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(state) = states.get(feed) {
+            return Ok(state.clone());
+        }
+        let state: FeedState = self.get(&keys::state(feed))?.unwrap_or_default();
+        states.insert(feed.to_string(), state.clone());
+        Ok(state)
+    }
+
+    /// Records a feed's state as written to the tree. Called with the
+    /// writer lock held, after the write.
+    fn cache_state(&self, feed: &str, state: &FeedState) {
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        states.insert(feed.to_string(), state.clone());
     }
 
     /// Records a poll that stored nothing (a 304 or a failure). The
     /// generation stays: no output shows a feed's poll times.
     pub fn put_feed_state(&self, feed: &str, state: &FeedState) -> Result<(), StoreError> {
-        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _w = self.write_lock();
         self.tree
             .insert(keys::state(feed), serde_json::to_vec(state)?)?;
+        self.cache_state(feed, state);
         Ok(())
     }
 
@@ -194,7 +234,7 @@ impl Store {
         let renamed = self.feed_state(feed)?.title != state.title;
         let state_value = serde_json::to_vec(state)?;
 
-        let mut last_stamp = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last_stamp = self.write_lock();
         let mut batch = sled::Batch::default();
         let mut report = IngestReport::default();
         for Prepared {
@@ -273,6 +313,7 @@ impl Store {
         }
         batch.insert(keys::state(feed), state_value);
         self.tree.apply_batch(batch)?;
+        self.cache_state(feed, state);
         self.streamed(0)?; // orphans joined to new stories enter the stream
         // Outputs name feeds by their own titles too.
         if renamed || !report.new.is_empty() || !report.updated.is_empty() {
@@ -302,7 +343,7 @@ impl Store {
     /// before every later one's. Taken under the writer lock, so a story
     /// stamped before it is already written.
     pub fn cursor(&self) -> Timestamp {
-        let mut last = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = self.write_lock();
         stamp(&mut last)
     }
 
@@ -612,6 +653,34 @@ fn write_item(batch: &mut sled::Batch, item: &Item, old: Option<&Item>, value: V
     // `normalize` made the link canonical: it is the cross-feed key.
     if let Some(link) = &item.link {
         batch.insert(keys::link(link), &item.id.0[..]);
+    }
+}
+
+/// The writer lock, held: derefs to the last `first_seen` handed out, and
+/// adds the time it was held to the store's write time.
+struct Writing<'a> {
+    last_stamp: MutexGuard<'a, Timestamp>,
+    busy: &'a AtomicU64,
+    since: Instant,
+}
+
+impl std::ops::Deref for Writing<'_> {
+    type Target = Timestamp;
+    fn deref(&self) -> &Timestamp {
+        &self.last_stamp
+    }
+}
+
+impl std::ops::DerefMut for Writing<'_> {
+    fn deref_mut(&mut self) -> &mut Timestamp {
+        &mut self.last_stamp
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        let held = self.since.elapsed().as_nanos() as u64;
+        self.busy.fetch_add(held, Ordering::Relaxed);
     }
 }
 

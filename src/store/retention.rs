@@ -96,7 +96,7 @@ impl Store {
 
     /// Removes stories for good, leaving tombstones. Returns how many.
     fn remove(&self, ids: &[ItemId], now: Timestamp) -> Result<usize, StoreError> {
-        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.write_lock();
         let mut batch = sled::Batch::default();
         let removed = self.remove_into(&mut batch, ids, now)?;
         self.tree.apply_batch(batch)?;
@@ -132,7 +132,7 @@ impl Store {
         ids: &[ItemId],
         now: Timestamp,
     ) -> Result<(usize, usize), StoreError> {
-        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.write_lock();
         let mut batch = sled::Batch::default();
         let mut owned = Vec::new();
         let mut left = 0;
@@ -162,7 +162,7 @@ impl Store {
         time_of: impl Fn(&[u8]) -> Option<Timestamp>,
         before: Timestamp,
     ) -> Result<usize, StoreError> {
-        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.write_lock();
         let mut batch = sled::Batch::default();
         let mut n = 0;
         for entry in self.tree.scan_prefix(prefix) {

@@ -179,6 +179,16 @@ async fn a_failing_feed_shows_in_status_and_metrics() {
     ] {
         assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
     }
+    // Storing six stories took the store some time, and it says how long.
+    let write_seconds: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("paddock_store_write_seconds_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no store write time in\n{metrics}"));
+    assert!(
+        write_seconds > 0.0 && write_seconds < 60.0,
+        "{write_seconds}"
+    );
     daemon.stop().await;
 }
 
