@@ -28,10 +28,6 @@ use tokio::sync::Semaphore;
 
 const CONCURRENCY: usize = 16;
 
-// The allocator the daemon uses (src/main.rs).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
     args.iter()

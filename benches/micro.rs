@@ -8,10 +8,6 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use paddock::render::{Channel, Directory, atom};
 
-// The allocator the daemon uses (src/main.rs).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Parse plus normalize a ~200 KB WordPress feed.
 fn parse(c: &mut Criterion) {
     // Site 0 is WordPress; 100 stories of ~2 KB make ~200 KB.

@@ -4,11 +4,6 @@ use clap::Parser;
 use paddock::cli::{Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 
-// sled allocates and frees a node copy per write; mimalloc does that with
-// far less work than the system allocator (see BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The daemon narrates; one-shot commands speak through their output.

@@ -4,7 +4,7 @@
 //! | prefix | key                                  | value            |
 //! |--------|--------------------------------------|------------------|
 //! | `m:`   | `m:schema`                           | schema version   |
-//! | `i:`   | `i:` id(16)                          | item (JSON)      |
+//! | `i:`   | `i:` id(16)                          | item: `1`, first_seen(8, ns), LZ4(JSON); or plain JSON |
 //! | `t:`   | `t:` time(8) id(16)                  | empty: newest-first index |
 //! | `f:`   | `f:` feed `\0` time(8) id(16)        | empty: per-feed index |
 //! | `l:`   | `l:` canonical link                  | id(16)           |

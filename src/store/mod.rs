@@ -1,7 +1,7 @@
 //! The only module that knows sled. One tree, a documented key layout
-//! (`keys`), JSON values, a schema version checked at open, and one writer
-//! at a time so that a poll's lookups and its atomic batch see the same
-//! state.
+//! (`keys`), JSON values (stories LZ4-compressed), a schema version checked
+//! at open, and one writer at a time so that a poll's lookups and its
+//! atomic batch see the same state.
 
 mod comments;
 mod keys;
