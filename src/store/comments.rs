@@ -203,10 +203,7 @@ impl Store {
                 Target::Item(id) => (dirty.contains_key(id)
                     || self.tree.contains_key(keys::item(id))?)
                 .then_some(*id),
-                Target::Link(link) => self
-                    .tree
-                    .get(keys::link(link))?
-                    .and_then(|v| v.as_ref().try_into().ok().map(ItemId)),
+                Target::Link(link) => self.index().linked(link),
                 Target::Comment(parent) => match joined_here.get(parent) {
                     Some(id) => Some(*id),
                     None => self

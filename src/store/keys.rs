@@ -1,47 +1,57 @@
 //! The key layout, in one place. Everything lives in one sled tree so that
-//! one poll's writes (items, indexes, feed state) go in one atomic batch.
+//! one poll's writes (stories, heads, feed state) go in one atomic batch.
 //!
 //! | prefix | key                                  | value            |
 //! |--------|--------------------------------------|------------------|
 //! | `m:`   | `m:schema`                           | schema version   |
-//! | `i:`   | `i:` id(16)                          | item: `1`, first_seen(8, ns), LZ4(JSON); or plain JSON |
-//! | `t:`   | `t:` time(8) id(16)                  | empty: newest-first index |
-//! | `f:`   | `f:` feed `\0` time(8) id(16)        | empty: per-feed index |
-//! | `l:`   | `l:` canonical link                  | id(16)           |
-//! | `n:`   | `n:` first_seen(8, ns) id(16)        | empty: the digest's window index |
+//! | `i:`   | `i:` id(16)                          | story: `1`, first_seen(8, ns), LZ4(JSON); or plain JSON |
+//! | `h:`   | `h:` day(8) owner feed               | heads of the stories the feed owns, first seen that day (JSON) |
 //! | `s:`   | `s:` feed                            | feed state (JSON)|
-//! | `x:`   | `x:` id(16)                          | when retention removed the story (8) |
+//! | `x:`   | `x:` id(16)                          | tombstone: when retention removed the story (8), its link hash (8) |
 //! | `v:`   | `v:` comment feed URL                | validators (JSON)|
-//! | `k:`   | `k:` comment(16)                     | item id(16) or nothing, then time(8) |
+//! | `k:`   | `k:` comment(16)                     | story id(16) or nothing, then time(8) |
 //! | `c:`   | `c:` time(8) comment(16)             | recent-comments stream entry (JSON) |
 //! | `o:`   | `o:` story link `\0` comment(16)     | a comment waiting for its story (JSON) |
 //!
+//! The story indexes (by time, by feed, by first sight, by link) are kept
+//! in memory, rebuilt from `h:` and `x:` at open (see `index`).
 //! `comment(16)` is a hash of the feed and comment ids (see `comment_hash`).
+//! Schema 1 stored the indexes as keys of their own (`t:`, `f:`, `n:`,
+//! `l:`); opening such a store migrates it (see `migrate`).
 
 use crate::model::{ItemId, Timestamp};
 
 pub const SCHEMA: &[u8] = b"m:schema";
 pub const ITEM: &[u8] = b"i:";
-pub const TIME: &[u8] = b"t:";
-pub const FEED: &[u8] = b"f:";
-pub const LINK: &[u8] = b"l:";
+pub const HEADS: &[u8] = b"h:";
 pub const STATE: &[u8] = b"s:";
-pub const SEEN: &[u8] = b"n:";
 pub const PRUNED: &[u8] = b"x:";
 pub const VALIDATORS: &[u8] = b"v:";
 pub const COMMENT: &[u8] = b"k:";
 pub const STREAM: &[u8] = b"c:";
 pub const ORPHAN: &[u8] = b"o:";
+/// Schema 1's index keys, removed by the migration to schema 2.
+pub const V1_INDEXES: [&[u8]; 4] = [b"t:", b"f:", b"n:", b"l:"];
+/// Schema 1's `l:` keys: canonical link to story id.
+pub const V1_LINK: &[u8] = b"l:";
 
 /// Milliseconds since the epoch with the sign bit flipped, big-endian, so
 /// byte order is time order, dates before 1970 included.
 pub fn time(t: Timestamp) -> [u8; 8] {
-    ((t.timestamp_millis() as u64) ^ (1 << 63)).to_be_bytes()
+    ordered(t.timestamp_millis())
 }
 
 pub fn decode_time(bytes: &[u8]) -> Option<Timestamp> {
-    let millis = (u64::from_be_bytes(bytes.try_into().ok()?) ^ (1 << 63)) as i64;
-    chrono::DateTime::from_timestamp_millis(millis)
+    chrono::DateTime::from_timestamp_millis(unordered(bytes)?)
+}
+
+/// A signed number as bytes whose order is its order.
+pub fn ordered(n: i64) -> [u8; 8] {
+    ((n as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub fn unordered(bytes: &[u8]) -> Option<i64> {
+    Some((u64::from_be_bytes(bytes.try_into().ok()?) ^ (1 << 63)) as i64)
 }
 
 /// Nanoseconds (first_seen is unique per story, to the nanosecond), sign
@@ -56,32 +66,37 @@ pub fn decode_time_ns(bytes: &[u8]) -> Option<Timestamp> {
     Some(chrono::DateTime::from_timestamp_nanos(nanos))
 }
 
-pub fn by_first_seen(t: Timestamp, id: &ItemId) -> Vec<u8> {
-    [SEEN, &time_ns(t), &id.0].concat()
-}
-
-pub fn first_seen_from(t: Timestamp) -> Vec<u8> {
-    [SEEN, &time_ns(t)].concat()
-}
-
 pub fn item(id: &ItemId) -> Vec<u8> {
     [ITEM, &id.0].concat()
 }
 
-pub fn by_time(t: Timestamp, id: &ItemId) -> Vec<u8> {
-    [TIME, &time(t), &id.0].concat()
+/// The group of heads for stories `owner` owns and first saw on the day
+/// of `seen` (nanoseconds).
+pub fn heads(seen: i64, owner: &str) -> Vec<u8> {
+    let day = seen.div_euclid(86_400 * 1_000_000_000);
+    [HEADS, &ordered(day), owner.as_bytes()].concat()
 }
 
-pub fn feed_prefix(feed: &str) -> Vec<u8> {
-    [FEED, feed.as_bytes(), b"\0"].concat()
+pub fn heads_owner(key: &[u8]) -> String {
+    String::from_utf8_lossy(key.get(HEADS.len() + 8..).unwrap_or_default()).into_owned()
 }
 
-pub fn by_feed(feed: &str, t: Timestamp, id: &ItemId) -> Vec<u8> {
-    [&feed_prefix(feed)[..], &time(t), &id.0].concat()
+/// A tombstone: when the story was removed, then its link hash if it had
+/// a link. Schema 1 tombstones hold only the time.
+pub fn tombstone(removed: Timestamp, link: Option<u64>) -> Vec<u8> {
+    let mut v = time(removed).to_vec();
+    if let Some(link) = link {
+        v.extend_from_slice(&link.to_be_bytes());
+    }
+    v
 }
 
-pub fn link(canonical: &str) -> Vec<u8> {
-    [LINK, canonical.as_bytes()].concat()
+pub fn tombstone_time(value: &[u8]) -> Option<Timestamp> {
+    decode_time(value.get(..8)?)
+}
+
+pub fn tombstone_link(value: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(value.get(8..16)?.try_into().ok()?))
 }
 
 pub fn pruned(id: &ItemId) -> Vec<u8> {
@@ -123,7 +138,7 @@ pub fn orphan(link: &str, hash: &[u8; 16]) -> Vec<u8> {
     [&orphan_prefix(link)[..], hash].concat()
 }
 
-/// The id at the end of a `t:` or `f:` index key.
+/// The id at the end of an `x:` key (or a schema 1 index key).
 pub fn id_suffix(key: &[u8]) -> Option<ItemId> {
     let tail = key.get(key.len().checked_sub(16)?..)?;
     Some(ItemId(tail.try_into().ok()?))

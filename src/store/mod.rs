@@ -1,19 +1,24 @@
 //! The only module that knows sled. One tree, a documented key layout
 //! (`keys`), JSON values (stories LZ4-compressed), a schema version checked
-//! at open, and one writer at a time so that a poll's lookups and its
-//! atomic batch see the same state.
+//! at open, story indexes in memory (`index`), and one writer at a time so
+//! that a poll's lookups and its atomic batch see the same state.
 
 mod comments;
+mod index;
 mod keys;
+mod migrate;
 mod retention;
 
 pub use comments::{CommentSource, STREAM_MAX, STREAM_SLACK};
 pub use retention::{Pruned, TOMBSTONE_KEEP};
 
-use std::collections::HashMap;
+use index::{Edits, Head, Index, Position};
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -24,7 +29,7 @@ use crate::model::{
 };
 
 /// Bumped whenever the key layout or a value's meaning changes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -48,6 +53,8 @@ pub enum StoreError {
     Codec(#[from] serde_json::Error),
     #[error("a stored story could not be decompressed: {0}")]
     Compression(#[from] lz4_flex::block::DecompressError),
+    #[error("a page cursor must be 24 bytes, as `Store::page` returned it")]
+    Cursor,
 }
 
 /// What [`Store::verify`] found.
@@ -70,6 +77,9 @@ pub struct Store {
     /// lock held across the tree read, and written after the tree under
     /// the writer lock, so it can never keep an older state than the tree.
     states: Mutex<HashMap<String, FeedState>>,
+    /// The story indexes, rebuilt at open and changed only by a writer,
+    /// after its batch is written.
+    index: RwLock<Index>,
     /// Nanoseconds spent holding `writer`, for [`Store::write_time`].
     busy: AtomicU64,
     /// Bumped on every change that an output could show.
@@ -111,6 +121,7 @@ impl Store {
                 tree.insert(keys::SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
             }
             Some(v) if v.as_ref() == SCHEMA_VERSION.to_string().as_bytes() => {}
+            Some(v) if v.as_ref() == b"1" => migrate::from_v1(&tree)?,
             Some(v) => {
                 return Err(StoreError::Schema {
                     path: shown,
@@ -119,17 +130,20 @@ impl Store {
                 });
             }
         }
+        migrate::drop_v1_indexes(&tree)?;
+        let index = Index::load(&tree)?;
         // first_seen stamps only grow, across restarts too.
-        let last_stamp = match tree.scan_prefix(keys::SEEN).keys().next_back() {
-            Some(key) => keys::decode_time_ns(&key?[keys::SEEN.len()..][..8]),
-            None => None,
-        }
-        .unwrap_or(chrono::DateTime::UNIX_EPOCH);
+        let last_stamp = index
+            .by_seen
+            .last_key_value()
+            .map(|(&ns, _)| chrono::DateTime::from_timestamp_nanos(ns))
+            .unwrap_or(chrono::DateTime::UNIX_EPOCH);
         let stream_len = tree.scan_prefix(keys::STREAM).keys().count();
         Ok(Store {
             db,
             tree,
             writer: Mutex::new(last_stamp),
+            index: RwLock::new(index),
             busy: AtomicU64::new(0),
             states: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(1),
@@ -171,6 +185,18 @@ impl Store {
             busy: &self.busy,
             since: Instant::now(),
         }
+    }
+
+    fn index(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies a write's head changes to memory. Called with the writer
+    /// lock held, after the write's batch.
+    fn apply(&self, edits: Edits) {
+        let mut index: RwLockWriteGuard<'_, Index> =
+            self.index.write().unwrap_or_else(|p| p.into_inner());
+        edits.apply(&mut index);
     }
 
     pub fn flush(&self) -> Result<(), StoreError> {
@@ -236,6 +262,7 @@ impl Store {
 
         let mut last_stamp = self.write_lock();
         let mut batch = sled::Batch::default();
+        let mut edits = Edits::default();
         let mut report = IngestReport::default();
         for Prepared {
             mut fresh,
@@ -243,28 +270,24 @@ impl Store {
             encoded,
         } in prepared
         {
-            let linked = match &canonical_link {
-                Some(link) => self
-                    .tree
-                    .get(keys::link(link))?
-                    .and_then(|id| id.as_ref().try_into().ok().map(ItemId)),
-                None => None,
-            };
+            let linked = canonical_link
+                .as_deref()
+                .and_then(|link| self.index().linked(link));
             let existing = match self.item(&fresh.id)? {
                 Some(item) => Some(item),
+                // The same link through another feed: the same story (the
+                // links are compared, not only their hashes).
                 None => match linked {
-                    Some(id) => self.item(&id)?,
+                    Some(id) => self.item(&id)?.filter(|i| i.link == canonical_link),
                     None => None,
                 },
             };
             // A pruned story that its feed still lists stays pruned.
-            if existing.is_none()
-                && (self.is_pruned(&fresh.id)?
-                    || linked
-                        .map(|id| self.is_pruned(&id))
-                        .transpose()?
-                        .unwrap_or(false))
-            {
+            if existing.is_none() && {
+                let index = self.index();
+                index.pruned.contains(&fresh.id)
+                    || linked.is_some_and(|id| index.pruned.contains(&id))
+            } {
                 report.pruned += 1;
                 continue;
             }
@@ -283,7 +306,8 @@ impl Store {
                     if fresh.comments.count != Some(0) {
                         report.count_changed.push(fresh.id);
                     }
-                    write_item(&mut batch, &fresh, None, value);
+                    edits.change(&self.tree, None, Some(Head::of(&fresh)))?;
+                    batch.insert(keys::item(&fresh.id), value);
                     report.new.push(fresh.id);
                 }
                 Some(old) => {
@@ -305,14 +329,16 @@ impl Store {
                         report.count_changed.push(item.id);
                     }
                     item.last_changed = now;
-                    let value = encode_item(&item)?;
-                    write_item(&mut batch, &item, Some(&old), value);
+                    edits.change(&self.tree, Some(Head::of(&old)), Some(Head::of(&item)))?;
+                    batch.insert(keys::item(&item.id), encode_item(&item)?);
                     report.updated.push(item.id);
                 }
             }
         }
+        edits.write(&mut batch)?;
         batch.insert(keys::state(feed), state_value);
         self.tree.apply_batch(batch)?;
+        self.apply(edits);
         self.cache_state(feed, state);
         self.streamed(0)?; // orphans joined to new stories enter the stream
         // Outputs name feeds by their own titles too.
@@ -357,24 +383,28 @@ impl Store {
         limit: usize,
         keep: impl Fn(&Item) -> bool,
     ) -> Result<(Vec<Item>, Option<Timestamp>), StoreError> {
+        let (since, until) = (index::nanos(since), index::nanos(until));
         let mut out = Vec::new();
-        let range = keys::first_seen_from(since)..keys::first_seen_from(until);
-        for key in self.tree.range(range).keys() {
-            let Some(id) = keys::id_suffix(&key?) else {
-                continue;
-            };
-            let Some(item) = self.item(&id)? else {
-                continue;
-            };
-            if !keep(&item) {
-                continue;
-            }
-            if out.len() == limit {
-                return Ok((out, Some(item.first_seen)));
-            }
-            out.push(item);
-        }
-        Ok((out, None))
+        let mut next = None;
+        self.walk(
+            |index, after| {
+                let from = after.map_or(Bound::Included(since), Bound::Excluded);
+                let range = index.by_seen.range((from, Bound::Excluded(until)));
+                range.take(WALK_STEP).map(|(&ns, &id)| (ns, id)).collect()
+            },
+            |_, item| {
+                if !keep(&item) {
+                    return true;
+                }
+                if out.len() == limit {
+                    next = Some(item.first_seen);
+                    return false;
+                }
+                out.push(item);
+                true
+            },
+        )?;
+        Ok((out, next))
     }
 
     /// Stories newest first, skipping those `keep` rejects, at most `limit`.
@@ -383,55 +413,96 @@ impl Store {
         limit: usize,
         keep: impl Fn(&Item) -> bool,
     ) -> Result<Vec<Item>, StoreError> {
-        self.scan_index(keys::TIME, limit, keep)
+        Ok(self.page(None, limit, keep)?.0)
     }
 
     /// A page of stories newest first, starting after `cursor` (from the
     /// previous page); returns the cursor of the next, older page when there
-    /// is more. Cursors are exact positions, so stories with the same time
-    /// are never skipped or repeated across pages.
+    /// is more. Cursors are exact positions (sort time, then id), so stories
+    /// with the same time are never skipped or repeated across pages.
     pub fn page(
         &self,
         cursor: Option<&[u8]>,
         limit: usize,
         keep: impl Fn(&Item) -> bool,
     ) -> Result<(Vec<Item>, Option<Vec<u8>>), StoreError> {
-        let end = match cursor {
-            Some(c) => [keys::TIME, c].concat(),
-            None => [keys::TIME, &[0xff; 24][..]].concat(),
+        let start = match cursor {
+            Some(c) => Some(decode_position(c).ok_or(StoreError::Cursor)?),
+            None => None,
         };
         let mut out = Vec::with_capacity(limit.min(1024));
         let mut last = None;
-        for key in self.tree.range(keys::TIME.to_vec()..end).keys().rev() {
-            let key = key?;
-            let Some(id) = keys::id_suffix(&key) else {
-                continue;
-            };
-            if let Some(item) = self.item(&id)?
-                && keep(&item)
-            {
+        let mut more = false;
+        if limit == 0 {
+            return Ok((out, None));
+        }
+        self.walk(
+            |index, after| newest_first(&index.by_time, after.or(start)),
+            |at, item| {
+                if !keep(&item) {
+                    return true;
+                }
                 // A next page exists only if another story would be on it.
                 if out.len() >= limit {
-                    return Ok((out, last));
+                    more = true;
+                    return false;
                 }
                 out.push(item);
-                last = Some(key[keys::TIME.len()..].to_vec());
-            }
-        }
-        Ok((out, None))
+                last = Some(at);
+                true
+            },
+        )?;
+        Ok((out, last.filter(|_| more).map(encode_position)))
     }
 
     /// One feed's stories (owned or also carried), newest first.
     pub fn latest_in_feed(&self, feed: &str, limit: usize) -> Result<Vec<Item>, StoreError> {
-        self.scan_index(&keys::feed_prefix(feed), limit, |_| true)
+        let mut out = Vec::with_capacity(limit.min(1024));
+        if limit == 0 {
+            return Ok(out);
+        }
+        self.walk(
+            |index, after| match index.by_feed.get(feed) {
+                Some(set) => newest_first(set, after),
+                None => Vec::new(),
+            },
+            |_, item| {
+                out.push(item);
+                out.len() < limit
+            },
+        )?;
+        Ok(out)
     }
 
     /// How many stories a feed carries.
     pub fn count_in_feed(&self, feed: &str) -> usize {
-        self.tree
-            .scan_prefix(keys::feed_prefix(feed))
-            .keys()
-            .count()
+        self.index().by_feed.get(feed).map_or(0, |set| set.len())
+    }
+
+    /// Reads stories in an index's order: `next` takes the next few index
+    /// entries after a position, under the index's read lock; `visit` gets
+    /// each story still stored, with the lock released, until it returns
+    /// false or the index runs out.
+    fn walk<K: Copy>(
+        &self,
+        next: impl Fn(&Index, Option<K>) -> Vec<(K, ItemId)>,
+        mut visit: impl FnMut(K, Item) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut after = None;
+        loop {
+            let step = next(&self.index(), after);
+            let Some(&(at, _)) = step.last() else {
+                return Ok(());
+            };
+            after = Some(at);
+            for (at, id) in step {
+                if let Some(item) = self.item(&id)?
+                    && !visit(at, item)
+                {
+                    return Ok(());
+                }
+            }
+        }
     }
 
     /// Checks the store's own invariants: every story is in each of its
@@ -440,72 +511,53 @@ impl Store {
     /// tests.
     pub fn verify(&self) -> Result<Verified, StoreError> {
         let mut report = Verified::default();
-        let mut links = std::collections::HashMap::new();
+        let mut heads = HashMap::new();
+        for entry in self.tree.scan_prefix(keys::HEADS) {
+            let (key, value) = entry?;
+            for head in index::decode_group(&key, &value)? {
+                if head.group_key() != key.as_ref() {
+                    report.problems.push(format!(
+                        "story {}'s head is in another day's group",
+                        head.id
+                    ));
+                }
+                if let Some(other) = heads.insert(head.id, head) {
+                    report
+                        .problems
+                        .push(format!("story {} has two heads", other.id));
+                }
+            }
+        }
+        let mut links = HashMap::new();
         for entry in self.tree.scan_prefix(keys::ITEM) {
             let (_, value) = entry?;
             let item = decode_item(&value)?;
             report.items += 1;
-            let t = item.sort_time();
-            let mut need = vec![
-                keys::by_time(t, &item.id),
-                keys::by_first_seen(item.first_seen, &item.id),
-            ];
-            need.extend(item.feeds().map(|f| keys::by_feed(f, t, &item.id)));
-            for key in need {
-                if !self.tree.contains_key(&key)? {
-                    report
-                        .problems
-                        .push(format!("story {} is missing an index entry", item.id));
-                }
+            if heads.remove(&item.id) != Some(Head::of(&item)) {
+                report
+                    .problems
+                    .push(format!("story {} has no head, or a stale one", item.id));
             }
-            if let Some(link) = &item.link {
-                if let Some(other) = links.insert(link.clone(), item.id) {
-                    report.problems.push(format!(
-                        "stories {other} and {} share the link {link}",
-                        item.id
-                    ));
-                }
+            if let Some(link) = &item.link
+                && let Some(other) = links.insert(link.clone(), item.id)
+            {
+                report.problems.push(format!(
+                    "stories {other} and {} share the link {link}",
+                    item.id
+                ));
             }
         }
-        for prefix in [keys::TIME, keys::SEEN, keys::FEED] {
-            for key in self.tree.scan_prefix(prefix).keys() {
-                let key = key?;
-                let found = match keys::id_suffix(&key) {
-                    Some(id) => self.tree.contains_key(keys::item(&id))?,
-                    None => false,
-                };
-                if !found {
-                    report.problems.push(format!(
-                        "an index entry ({}) points at no story",
-                        String::from_utf8_lossy(prefix)
-                    ));
-                }
-            }
+        for id in heads.keys() {
+            report
+                .problems
+                .push(format!("a head points at no story ({id})"));
+        }
+        if *self.index() != Index::load(&self.tree)? {
+            report
+                .problems
+                .push("the indexes in memory differ from the stored heads".to_string());
         }
         Ok(report)
-    }
-
-    fn scan_index(
-        &self,
-        prefix: &[u8],
-        limit: usize,
-        keep: impl Fn(&Item) -> bool,
-    ) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::with_capacity(limit.min(1024));
-        for key in self.tree.scan_prefix(prefix).keys().rev() {
-            if out.len() >= limit {
-                break;
-            }
-            let Some(id) = keys::id_suffix(&key?) else {
-                continue;
-            };
-            if let Some(item) = self.item(&id)?
-                && keep(&item)
-            {
-                out.push(item);
-            }
-        }
-        Ok(out)
     }
 
     fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -629,31 +681,28 @@ fn merge(mut item: Item, feed: &str, fresh: Item, takes_over: bool) -> Item {
     item
 }
 
-/// Writes an item (`value`, from [`encode_item`]) and its index entries,
-/// moving the time keys when the sort time changed.
-fn write_item(batch: &mut sled::Batch, item: &Item, old: Option<&Item>, value: Vec<u8>) {
-    let t = item.sort_time();
-    if let Some(old) = old {
-        let old_t = old.sort_time();
-        if old_t != t {
-            batch.remove(keys::by_time(old_t, &old.id));
-            for f in old.feeds() {
-                batch.remove(keys::by_feed(f, old_t, &old.id));
-            }
-        }
+/// How many index entries a reader takes per turn of the read lock.
+const WALK_STEP: usize = 64;
+
+/// The next entries of an ordered index, newest first, after `after`.
+fn newest_first(set: &BTreeSet<Position>, after: Option<Position>) -> Vec<(Position, ItemId)> {
+    let end = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let range = set.range((Bound::Unbounded, end)).rev();
+    range.take(WALK_STEP).map(|&at| (at, at.1)).collect()
+}
+
+/// A page cursor: the sort time as an ordered key (as schema 1's `t:` keys
+/// held it, so cursors handed out before still work), then the id.
+fn encode_position((millis, id): Position) -> Vec<u8> {
+    [&keys::ordered(millis)[..], &id.0].concat()
+}
+
+fn decode_position(bytes: &[u8]) -> Option<Position> {
+    if bytes.len() != 24 {
+        return None;
     }
-    if old.is_none() {
-        batch.insert(keys::by_first_seen(item.first_seen, &item.id), &[][..]);
-    }
-    batch.insert(keys::item(&item.id), value);
-    batch.insert(keys::by_time(t, &item.id), &[][..]);
-    for f in item.feeds() {
-        batch.insert(keys::by_feed(f, t, &item.id), &[][..]);
-    }
-    // `normalize` made the link canonical: it is the cross-feed key.
-    if let Some(link) = &item.link {
-        batch.insert(keys::link(link), &item.id.0[..]);
-    }
+    let millis = keys::unordered(&bytes[..8])?;
+    Some((millis, ItemId(bytes[8..].try_into().ok()?)))
 }
 
 /// The writer lock, held: derefs to the last `first_seen` handed out, and

@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
+use super::index::{Edits, Head, nanos};
 use super::{Store, StoreError, keys};
-use crate::model::{Item, ItemId, Timestamp};
+use crate::model::{ItemId, Timestamp};
 
 /// How long a tombstone outlives its story. A feed that still lists a
 /// story this long after it was pruned would bring it back as new.
@@ -24,10 +25,6 @@ pub struct Pruned {
 }
 
 impl Store {
-    pub(super) fn is_pruned(&self, id: &ItemId) -> Result<bool, StoreError> {
-        Ok(self.tree.contains_key(keys::pruned(id))?)
-    }
-
     /// Removes stories first seen before `cutoff`, and each feed's
     /// stories beyond its newest `max_per_feed` (a story carried by a feed
     /// that does not own it only leaves that feed), then expires old
@@ -44,25 +41,19 @@ impl Store {
         // By age since Paddock first stored them (a feed added today with
         // old stories keeps them for a full retention period). The
         // first-seen index is in time order, so this reads only what goes.
-        let old: Vec<ItemId> = self
-            .tree
-            .range(keys::SEEN.to_vec()..keys::first_seen_from(cutoff))
-            .keys()
-            .filter_map(|k| k.ok().and_then(|k| keys::id_suffix(&k)))
+        let old: Vec<ItemId> = (self.index().by_seen)
+            .range(..nanos(cutoff))
+            .map(|(_, id)| *id)
             .collect();
         for chunk in old.chunks(BATCH) {
             report.old += self.remove(chunk, now)?;
         }
         // By count, feed by feed, newest kept.
         for feed in feeds {
-            let extra: Vec<ItemId> = self
-                .tree
-                .scan_prefix(keys::feed_prefix(feed))
-                .keys()
-                .rev()
-                .skip(max_per_feed)
-                .filter_map(|k| k.ok().and_then(|k| keys::id_suffix(&k)))
-                .collect();
+            let extra: Vec<ItemId> = match self.index().by_feed.get(*feed) {
+                Some(set) => set.iter().rev().skip(max_per_feed).map(|at| at.1).collect(),
+                None => continue,
+            };
             for chunk in extra.chunks(BATCH) {
                 let (removed, left) = self.leave_feed(feed, chunk, now)?;
                 report.over_limit += removed;
@@ -71,8 +62,13 @@ impl Store {
         }
         report.tombstones_expired = self.expire(
             keys::PRUNED,
-            keys::decode_time,
+            keys::tombstone_time,
             now - chrono::Duration::from_std(TOMBSTONE_KEEP).expect("a year"),
+            |edits, key, value| {
+                if let Some(id) = keys::id_suffix(key) {
+                    edits.expire(id, keys::tombstone_link(value));
+                }
+            },
         )?;
         report.waiting_comments = self.expire(
             keys::ORPHAN,
@@ -87,6 +83,7 @@ impl Store {
                     })
             },
             cutoff,
+            |_, _, _| {},
         )?;
         if changed || report.old + report.over_limit > 0 {
             self.bump();
@@ -98,8 +95,11 @@ impl Store {
     fn remove(&self, ids: &[ItemId], now: Timestamp) -> Result<usize, StoreError> {
         let _writer = self.write_lock();
         let mut batch = sled::Batch::default();
-        let removed = self.remove_into(&mut batch, ids, now)?;
+        let mut edits = Edits::default();
+        let removed = self.remove_into(&mut batch, &mut edits, ids, now)?;
+        edits.write(&mut batch)?;
         self.tree.apply_batch(batch)?;
+        self.apply(edits);
         Ok(removed)
     }
 
@@ -107,17 +107,21 @@ impl Store {
     fn remove_into(
         &self,
         batch: &mut sled::Batch,
+        edits: &mut Edits,
         ids: &[ItemId],
         now: Timestamp,
     ) -> Result<usize, StoreError> {
         let mut removed = 0;
         for id in ids {
             let Some(item) = self.item(id)? else { continue };
-            unindex(batch, &item);
+            let head = Head::of(&item);
+            // The tombstone keeps the link: another feed bringing the same
+            // link finds the story pruned, not new.
+            let link = head.link;
+            edits.change(&self.tree, Some(head), None)?;
+            edits.prune(item.id, link);
             batch.remove(keys::item(id));
-            // The `l:` key stays, pointing at the tombstone: another feed
-            // bringing the same link finds the story pruned, not new.
-            batch.insert(keys::pruned(id), &keys::time(now)[..]);
+            batch.insert(keys::pruned(id), keys::tombstone(now, link));
             removed += 1;
         }
         Ok(removed)
@@ -134,6 +138,7 @@ impl Store {
     ) -> Result<(usize, usize), StoreError> {
         let _writer = self.write_lock();
         let mut batch = sled::Batch::default();
+        let mut edits = Edits::default();
         let mut owned = Vec::new();
         let mut left = 0;
         for id in ids {
@@ -143,45 +148,43 @@ impl Store {
             if item.feed == feed {
                 owned.push(item.id);
             } else {
-                batch.remove(keys::by_feed(feed, item.sort_time(), &item.id));
+                let old = Head::of(&item);
                 item.also_in.retain(|f| f != feed);
+                edits.change(&self.tree, Some(old), Some(Head::of(&item)))?;
                 batch.insert(keys::item(&item.id), super::encode_item(&item)?);
                 left += 1;
             }
         }
-        let removed = self.remove_into(&mut batch, &owned, now)?;
+        let removed = self.remove_into(&mut batch, &mut edits, &owned, now)?;
+        edits.write(&mut batch)?;
         self.tree.apply_batch(batch)?;
+        self.apply(edits);
         Ok((removed, left))
     }
 
     /// Removes entries under `prefix` whose time (read by `time_of` from
-    /// the value) is before `before`.
+    /// the value) is before `before`; `note` tells the indexes.
     fn expire(
         &self,
         prefix: &[u8],
         time_of: impl Fn(&[u8]) -> Option<Timestamp>,
         before: Timestamp,
+        note: impl Fn(&mut Edits, &[u8], &[u8]),
     ) -> Result<usize, StoreError> {
         let _writer = self.write_lock();
         let mut batch = sled::Batch::default();
+        let mut edits = Edits::default();
         let mut n = 0;
         for entry in self.tree.scan_prefix(prefix) {
             let (key, value) = entry?;
             if time_of(&value).is_some_and(|t| t < before) {
+                note(&mut edits, &key, &value);
                 batch.remove(key);
                 n += 1;
             }
         }
         self.tree.apply_batch(batch)?;
+        self.apply(edits);
         Ok(n)
-    }
-}
-
-fn unindex(batch: &mut sled::Batch, item: &Item) {
-    let t = item.sort_time();
-    batch.remove(keys::by_time(t, &item.id));
-    batch.remove(keys::by_first_seen(item.first_seen, &item.id));
-    for f in item.feeds() {
-        batch.remove(keys::by_feed(f, t, &item.id));
     }
 }

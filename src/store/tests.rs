@@ -40,17 +40,8 @@ fn stories_are_stored_compressed_and_plain_json_still_reads() {
     assert_eq!(raw[0], LZ4, "tagged as compressed");
     // Stamped under the writer lock after it was encoded: the stamp read
     // back is the one its first-seen index entry holds.
-    let seen = store
-        .tree
-        .scan_prefix(keys::SEEN)
-        .keys()
-        .next()
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        Some(item.first_seen),
-        keys::decode_time_ns(&seen[keys::SEEN.len()..][..8])
-    );
+    let seen = *store.index().by_seen.keys().next().unwrap();
+    assert_eq!(index::nanos(item.first_seen), seen);
     assert!(item.first_seen > now - chrono::Duration::seconds(5));
     assert!(
         raw.len() * 3 < json.len(),
@@ -135,4 +126,130 @@ fn the_comment_stream_is_trimmed_to_its_newest_entries() {
     drop(store);
     let store = Store::open(&dir.path().join("store"), 8 << 20).unwrap();
     assert_eq!(store.stream_len.load(Ordering::Relaxed), stored);
+}
+
+/// A story in `feed` with its own id and a link that another feed may
+/// share, published `days` ago.
+fn story(n: u8, link: u8, days: i64) -> Candidate {
+    let mut c = candidate(link);
+    c.fresh_id = ItemId([n; 16]);
+    c.entry.published = Some(chrono::Utc::now() - chrono::Duration::days(days));
+    c
+}
+
+/// Two feeds sharing a story, a story whose date moved, and one removed by
+/// retention: every kind of head change.
+fn fill(store: &Store) {
+    let now = chrono::Utc::now();
+    let state = FeedState::default();
+    let a = vec![
+        story(1, 1, 1),
+        story(2, 2, 2),
+        story(3, 3, 3),
+        story(4, 4, 4),
+    ];
+    store.ingest("a", a, &state, now).unwrap();
+    // Feed b carries story 1 under another id (same link) and one of its own.
+    let b = vec![story(11, 1, 1), story(12, 12, 5)];
+    store.ingest("b", b, &state, now).unwrap();
+    // Story 2's date moves.
+    store
+        .ingest("a", vec![story(2, 2, 6)], &state, now)
+        .unwrap();
+    // Feed a keeps its three newest: story 2 (now the oldest) is removed.
+    let pruned = store.prune(now - chrono::Duration::days(90), 3, &["a", "b"], now);
+    assert_eq!(pruned.unwrap().over_limit, 1);
+}
+
+fn newest(store: &Store) -> Vec<ItemId> {
+    let items = store.latest(100, |_| true).unwrap();
+    items.iter().map(|i| i.id).collect()
+}
+
+#[test]
+fn the_indexes_in_memory_match_the_heads_on_disk_across_a_reopen() {
+    let (dir, store) = open();
+    fill(&store);
+    let report = store.verify().unwrap();
+    assert_eq!(report.problems, Vec::<String>::new());
+    let ids = newest(&store);
+    assert_eq!(
+        ids,
+        [1, 3, 4, 12].map(|n| ItemId([n; 16])),
+        "newest first, story 2 gone, story 11 merged into 1"
+    );
+    assert_eq!(store.count_in_feed("b"), 2, "story 1 is also in b");
+    drop(store);
+
+    let store = Store::open(&dir.path().join("store"), 8 << 20).unwrap();
+    assert_eq!(store.verify().unwrap().problems, Vec::<String>::new());
+    assert_eq!(newest(&store), ids);
+    assert_eq!(store.count_in_feed("a"), 3);
+    assert_eq!(store.count_in_feed("b"), 2);
+    // The tombstone keeps the link: another feed bringing it finds it pruned.
+    let again = store
+        .ingest(
+            "c",
+            vec![story(20, 2, 6)],
+            &FeedState::default(),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+    assert_eq!((again.new.len(), again.pruned), (0, 1));
+}
+
+#[test]
+fn a_schema_1_store_is_migrated_at_open() {
+    let (dir, store) = open();
+    fill(&store);
+    let ids = newest(&store);
+    // Rewrite the store as schema 1 kept it: an index key per story and
+    // index, tombstones holding only their time, the pruned link an `l:`.
+    let tree = &store.tree;
+    for key in tree.scan_prefix(keys::HEADS).keys() {
+        tree.remove(key.unwrap()).unwrap();
+    }
+    for entry in tree.scan_prefix(keys::ITEM) {
+        let item = decode_item(&entry.unwrap().1).unwrap();
+        let (t, id) = (keys::time(item.sort_time()), item.id.0);
+        tree.insert([b"t:", &t[..], &id].concat(), &[][..]).unwrap();
+        for feed in item.feeds() {
+            let key = [b"f:", feed.as_bytes(), b"\0", &t, &id].concat();
+            tree.insert(key, &[][..]).unwrap();
+        }
+        let seen = keys::time_ns(item.first_seen);
+        tree.insert([b"n:", &seen[..], &id].concat(), &[][..])
+            .unwrap();
+        let link = item.link.unwrap();
+        tree.insert([b"l:", link.as_bytes()].concat(), &id[..])
+            .unwrap();
+    }
+    let gone = ItemId([2; 16]);
+    let tombstone = tree.get(keys::pruned(&gone)).unwrap().unwrap();
+    tree.insert(keys::pruned(&gone), &tombstone[..8]).unwrap();
+    tree.insert(b"l:https://example.com/2", &gone.0[..])
+        .unwrap();
+    tree.insert(keys::SCHEMA, b"1").unwrap();
+    drop(store);
+
+    let store = Store::open(&dir.path().join("store"), 8 << 20).unwrap();
+    assert_eq!(store.verify().unwrap().problems, Vec::<String>::new());
+    assert_eq!(
+        store.tree.get(keys::SCHEMA).unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+    for prefix in keys::V1_INDEXES {
+        assert_eq!(store.tree.scan_prefix(prefix).count(), 0, "{prefix:?} left");
+    }
+    assert_eq!(newest(&store), ids);
+    assert_eq!(store.count_in_feed("b"), 2);
+    let again = store
+        .ingest(
+            "c",
+            vec![story(20, 2, 6)],
+            &FeedState::default(),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(again.pruned, 1, "the tombstone learned its link");
 }

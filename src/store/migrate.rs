@@ -1,0 +1,69 @@
+//! Opening a schema 1 store. Schema 1 kept four index keys per story
+//! (`t:`, `f:`, `n:`, `l:`); schema 2 keeps head groups (`h:`) and builds
+//! the indexes in memory. Every step can run again, so a crash part-way
+//! through only means it runs again at the next open.
+
+use std::collections::HashMap;
+
+use super::index::{Head, encode_group, link_hash};
+use super::{SCHEMA_VERSION, StoreError, decode_item, keys};
+use crate::model::ItemId;
+
+/// Values written or keys removed per atomic batch.
+const BATCH: usize = 1000;
+
+/// Writes every story's head, gives tombstones their link hash, then sets
+/// the schema to 2 (the last write, in the last batch).
+pub(super) fn from_v1(tree: &sled::Tree) -> Result<(), StoreError> {
+    let mut groups: HashMap<Vec<u8>, Vec<Head>> = HashMap::new();
+    for entry in tree.scan_prefix(keys::ITEM) {
+        let (_, value) = entry?;
+        let head = Head::of(&decode_item(&value)?);
+        groups.entry(head.group_key()).or_default().push(head);
+    }
+    let mut batch = sled::Batch::default();
+    for (n, (key, heads)) in groups.iter().enumerate() {
+        batch.insert(key.as_slice(), encode_group(heads)?);
+        if (n + 1) % BATCH == 0 {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+        }
+    }
+    // A pruned story's link was the `l:` key that still pointed at it.
+    for entry in tree.scan_prefix(keys::V1_LINK) {
+        let (key, id) = entry?;
+        let Ok(id) = <[u8; 16]>::try_from(id.as_ref()) else {
+            continue;
+        };
+        let pruned = keys::pruned(&ItemId(id));
+        if let Some(value) = tree.get(&pruned)?
+            && value.len() == 8
+        {
+            let link = String::from_utf8_lossy(&key[keys::V1_LINK.len()..]);
+            let hash = link_hash(&link).to_be_bytes();
+            batch.insert(pruned, [&value[..], &hash[..]].concat());
+        }
+    }
+    batch.insert(keys::SCHEMA, SCHEMA_VERSION.to_string().as_bytes());
+    tree.apply_batch(batch)?;
+    Ok(())
+}
+
+/// Removes what is left of schema 1's index keys. Cheap when there are
+/// none, so it runs at every open and finishes an interrupted migration.
+pub(super) fn drop_v1_indexes(tree: &sled::Tree) -> Result<(), StoreError> {
+    for prefix in keys::V1_INDEXES {
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for key in tree.scan_prefix(prefix).keys().take(BATCH) {
+                batch.remove(key?);
+                n += 1;
+            }
+            if n == 0 {
+                break;
+            }
+            tree.apply_batch(batch)?;
+        }
+    }
+    Ok(())
+}
