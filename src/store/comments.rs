@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use super::{Store, StoreError, encode, encode_item, keys};
+use super::{Store, StoreError, encode, encode_item, keys, story_key};
 use crate::model::{
     Comment, CommentReport, CountSource, IncomingComment, Item, ItemId, RecentComment, Target,
     Timestamp, Validators,
@@ -122,9 +122,9 @@ impl Store {
             }
         }
         let changed = !dirty.is_empty();
-        for (id, mut item) in dirty {
+        for mut item in dirty.into_values() {
             item.last_changed = now;
-            batch.insert(keys::item(&id), encode_item(&item)?);
+            batch.insert(story_key(&item), encode_item(&item)?);
         }
         if let Some((url, v)) = validators {
             batch.insert(keys::validators(url), encode(v)?);
@@ -200,9 +200,9 @@ impl Store {
     ) -> Result<Option<ItemId>, StoreError> {
         for t in targets {
             let found = match t {
-                Target::Item(id) => (dirty.contains_key(id)
-                    || self.tree.contains_key(keys::item(id))?)
-                .then_some(*id),
+                Target::Item(id) => {
+                    (dirty.contains_key(id) || self.index().stored.contains_key(id)).then_some(*id)
+                }
                 Target::Link(link) => self.index().linked(link),
                 Target::Comment(parent) => match joined_here.get(parent) {
                     Some(id) => Some(*id),

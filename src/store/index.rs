@@ -79,6 +79,8 @@ pub(super) type Position = (i64, ItemId);
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Index {
+    /// Every stored story's `first_seen` (nanoseconds), which is its key.
+    pub stored: HashMap<ItemId, i64>,
     /// Every story by sort time (milliseconds).
     pub by_time: BTreeSet<Position>,
     /// Each feed's stories, owned or also carried, by sort time.
@@ -113,6 +115,7 @@ impl Index {
 
     fn add(&mut self, head: &Head) {
         let at = (head.time, head.id);
+        self.stored.insert(head.id, head.seen);
         self.by_time.insert(at);
         for feed in head.feeds() {
             self.by_feed.entry(feed.to_string()).or_default().insert(at);
@@ -125,6 +128,7 @@ impl Index {
 
     fn remove(&mut self, head: &Head) {
         let at = (head.time, head.id);
+        self.stored.remove(&head.id);
         self.by_time.remove(&at);
         for feed in head.feeds() {
             if let Some(set) = self.by_feed.get_mut(feed) {

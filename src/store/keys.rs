@@ -4,7 +4,7 @@
 //! | prefix | key                                  | value            |
 //! |--------|--------------------------------------|------------------|
 //! | `m:`   | `m:schema`                           | schema version   |
-//! | `i:`   | `i:` id(16)                          | story: `1`, first_seen(8, ns), LZ4(JSON); or plain JSON |
+//! | `i:`   | `i:` first_seen(8, ns)               | story: `1`, first_seen(8, ns), LZ4(JSON); or plain JSON |
 //! | `h:`   | `h:` day(8) owner feed               | heads of the stories the feed owns, first seen that day (JSON) |
 //! | `s:`   | `s:` feed                            | feed state (JSON)|
 //! | `x:`   | `x:` id(16)                          | tombstone: when retention removed the story (8), its link hash (8) |
@@ -13,11 +13,14 @@
 //! | `c:`   | `c:` time(8) comment(16)             | recent-comments stream entry (JSON) |
 //! | `o:`   | `o:` story link `\0` comment(16)     | a comment waiting for its story (JSON) |
 //!
-//! The story indexes (by time, by feed, by first sight, by link) are kept
-//! in memory, rebuilt from `h:` and `x:` at open (see `index`).
+//! Stories are keyed by when they were first seen (unique to the
+//! nanosecond), so new stories append at the end of the tree. The story
+//! indexes (by id, by time, by feed, by first sight, by link) are kept in
+//! memory, rebuilt from `h:` and `x:` at open (see `index`).
 //! `comment(16)` is a hash of the feed and comment ids (see `comment_hash`).
-//! Schema 1 stored the indexes as keys of their own (`t:`, `f:`, `n:`,
-//! `l:`); opening such a store migrates it (see `migrate`).
+//! Schema 1 keyed stories by id and stored the indexes as keys of their
+//! own (`t:`, `f:`, `n:`, `l:`); opening such a store migrates it (see
+//! `migrate`).
 
 use crate::model::{ItemId, Timestamp};
 
@@ -66,8 +69,9 @@ pub fn decode_time_ns(bytes: &[u8]) -> Option<Timestamp> {
     Some(chrono::DateTime::from_timestamp_nanos(nanos))
 }
 
-pub fn item(id: &ItemId) -> Vec<u8> {
-    [ITEM, &id.0].concat()
+/// A story's key, from its `first_seen` in nanoseconds.
+pub fn item(seen: i64) -> Vec<u8> {
+    [ITEM, &ordered(seen)].concat()
 }
 
 /// The group of heads for stories `owner` owns and first saw on the day

@@ -1,27 +1,67 @@
-//! Opening a schema 1 store. Schema 1 kept four index keys per story
-//! (`t:`, `f:`, `n:`, `l:`); schema 2 keeps head groups (`h:`) and builds
-//! the indexes in memory. Every step can run again, so a crash part-way
-//! through only means it runs again at the next open.
+//! Opening a schema 1 store. Schema 1 keyed stories by id and kept four
+//! index keys per story (`t:`, `f:`, `n:`, `l:`); schema 2 keys stories by
+//! `first_seen`, keeps head groups (`h:`) and builds the indexes in memory.
+//! Every step can run again, so a crash part-way through only means it
+//! runs again at the next open.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::index::{Head, encode_group, link_hash};
-use super::{SCHEMA_VERSION, StoreError, decode_item, keys};
+use super::{SCHEMA_VERSION, StoreError, decode_item, encode_item, keys, story_key};
 use crate::model::ItemId;
 
 /// Values written or keys removed per atomic batch.
 const BATCH: usize = 1000;
+/// A schema 1 story key: `i:` and a 16-byte id (schema 2's hold 8 bytes).
+const V1_ITEM_KEY: usize = 2 + 16;
 
-/// Writes every story's head, gives tombstones their link hash, then sets
-/// the schema to 2 (the last write, in the last batch).
+/// Moves every story to its schema 2 key and writes its head, gives
+/// tombstones their link hash, then sets the schema to 2 (the last write,
+/// in the last batch).
 pub(super) fn from_v1(tree: &sled::Tree) -> Result<(), StoreError> {
-    let mut groups: HashMap<Vec<u8>, Vec<Head>> = HashMap::new();
-    for entry in tree.scan_prefix(keys::ITEM) {
-        let (_, value) = entry?;
-        let head = Head::of(&decode_item(&value)?);
-        groups.entry(head.group_key()).or_default().push(head);
+    let mut old = Vec::new();
+    // Stories an interrupted migration already moved keep their keys.
+    let mut taken = HashSet::new();
+    for key in tree.scan_prefix(keys::ITEM).keys() {
+        let key = key?;
+        match key.len() {
+            V1_ITEM_KEY => old.push(key),
+            _ => {
+                taken.insert(key.to_vec());
+            }
+        }
     }
     let mut batch = sled::Batch::default();
+    for (n, key) in old.into_iter().enumerate() {
+        let Some(value) = tree.get(&key)? else {
+            continue;
+        };
+        let mut item = decode_item(&value)?;
+        // Schema 1 did not make first_seen unique everywhere: a story that
+        // shares one moves a nanosecond later.
+        let mut moved = false;
+        while taken.contains(&story_key(&item)) {
+            item.first_seen += chrono::Duration::nanoseconds(1);
+            moved = true;
+        }
+        let value = match moved {
+            true => encode_item(&item)?,
+            false => value.to_vec(),
+        };
+        taken.insert(story_key(&item));
+        batch.insert(story_key(&item), value);
+        batch.remove(key);
+        if (n + 1) % BATCH == 0 {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+        }
+    }
+    tree.apply_batch(std::mem::take(&mut batch))?;
+
+    let mut groups: HashMap<Vec<u8>, Vec<Head>> = HashMap::new();
+    for value in tree.scan_prefix(keys::ITEM).values() {
+        let head = Head::of(&decode_item(&value?)?);
+        groups.entry(head.group_key()).or_default().push(head);
+    }
     for (n, (key, heads)) in groups.iter().enumerate() {
         batch.insert(key.as_slice(), encode_group(heads)?);
         if (n + 1) % BATCH == 0 {

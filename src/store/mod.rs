@@ -232,7 +232,15 @@ impl Store {
     }
 
     pub fn item(&self, id: &ItemId) -> Result<Option<Item>, StoreError> {
-        match self.tree.get(keys::item(id))? {
+        match self.index().stored.get(id) {
+            Some(&seen) => self.story_at(seen),
+            None => Ok(None),
+        }
+    }
+
+    /// The story first seen at `seen` (nanoseconds): its key.
+    fn story_at(&self, seen: i64) -> Result<Option<Item>, StoreError> {
+        match self.tree.get(keys::item(seen))? {
             Some(bytes) => Ok(Some(decode_item(&bytes)?)),
             None => Ok(None),
         }
@@ -253,9 +261,17 @@ impl Store {
         // story and encode the ones the store does not hold yet: encoding
         // is the largest part of a write, and other writers can go on
         // meanwhile. Under the lock, only `first_seen` is patched in.
+        let known: Vec<bool> = {
+            let index = self.index();
+            candidates
+                .iter()
+                .map(|c| index.stored.contains_key(&c.fresh_id))
+                .collect()
+        };
         let prepared = candidates
             .into_iter()
-            .map(|c| self.prepare(feed, c, now))
+            .zip(known)
+            .map(|(c, known)| prepare(feed, c, known, now))
             .collect::<Result<Vec<_>, _>>()?;
         let renamed = self.feed_state(feed)?.title != state.title;
         let state_value = serde_json::to_vec(state)?;
@@ -273,11 +289,12 @@ impl Store {
             let linked = canonical_link
                 .as_deref()
                 .and_then(|link| self.index().linked(link));
-            let existing = match self.item(&fresh.id)? {
-                Some(item) => Some(item),
+            let stored = self.index().stored.contains_key(&fresh.id);
+            let existing = match stored {
+                true => self.item(&fresh.id)?,
                 // The same link through another feed: the same story (the
                 // links are compared, not only their hashes).
-                None => match linked {
+                false => match linked {
                     Some(id) => self.item(&id)?.filter(|i| i.link == canonical_link),
                     None => None,
                 },
@@ -307,7 +324,7 @@ impl Store {
                         report.count_changed.push(fresh.id);
                     }
                     edits.change(&self.tree, None, Some(Head::of(&fresh)))?;
-                    batch.insert(keys::item(&fresh.id), value);
+                    batch.insert(story_key(&fresh), value);
                     report.new.push(fresh.id);
                 }
                 Some(old) => {
@@ -330,7 +347,7 @@ impl Store {
                     }
                     item.last_changed = now;
                     edits.change(&self.tree, Some(Head::of(&old)), Some(Head::of(&item)))?;
-                    batch.insert(keys::item(&item.id), encode_item(&item)?);
+                    batch.insert(story_key(&item), encode_item(&item)?);
                     report.updated.push(item.id);
                 }
             }
@@ -346,23 +363,6 @@ impl Store {
             self.bump();
         }
         Ok(report)
-    }
-
-    /// A candidate as the new story it would be, encoded when the store
-    /// does not hold its id yet (checked again under the writer lock).
-    fn prepare(&self, feed: &str, c: Candidate, now: Timestamp) -> Result<Prepared, StoreError> {
-        let canonical_link = c.canonical_link.clone();
-        let fresh = Item::new(feed, c, chrono::DateTime::UNIX_EPOCH, now);
-        let encoded = if self.tree.contains_key(keys::item(&fresh.id))? {
-            None
-        } else {
-            Some(encode_item(&fresh)?)
-        };
-        Ok(Prepared {
-            fresh,
-            canonical_link,
-            encoded,
-        })
     }
 
     /// A digest cursor: a time after every stored story's `first_seen` and
@@ -530,9 +530,14 @@ impl Store {
         }
         let mut links = HashMap::new();
         for entry in self.tree.scan_prefix(keys::ITEM) {
-            let (_, value) = entry?;
+            let (key, value) = entry?;
             let item = decode_item(&value)?;
             report.items += 1;
+            if key.as_ref() != story_key(&item) {
+                report
+                    .problems
+                    .push(format!("story {} is not keyed by its first_seen", item.id));
+            }
             if heads.remove(&item.id) != Some(Head::of(&item)) {
                 report
                     .problems
@@ -598,6 +603,11 @@ fn encode_item(item: &Item) -> Result<Vec<u8>, StoreError> {
     Ok(out)
 }
 
+/// Where a story is stored.
+fn story_key(item: &Item) -> Vec<u8> {
+    keys::item(index::nanos(item.first_seen))
+}
+
 fn set_first_seen(value: &mut [u8], first_seen: Timestamp) {
     value[1..ITEM_HEADER].copy_from_slice(&keys::time_ns(first_seen));
 }
@@ -614,6 +624,23 @@ fn decode_item(bytes: &[u8]) -> Result<Item, StoreError> {
     let mut item: Item = serde_json::from_slice(&json)?;
     item.first_seen = first_seen.unwrap_or(item.first_seen);
     Ok(item)
+}
+
+/// A candidate as the new story it would be, encoded unless the store
+/// held its id (`known`) when looked up before the writer lock; the writer
+/// looks again.
+fn prepare(feed: &str, c: Candidate, known: bool, now: Timestamp) -> Result<Prepared, StoreError> {
+    let canonical_link = c.canonical_link.clone();
+    let fresh = Item::new(feed, c, chrono::DateTime::UNIX_EPOCH, now);
+    let encoded = match known {
+        true => None,
+        false => Some(encode_item(&fresh)?),
+    };
+    Ok(Prepared {
+        fresh,
+        canonical_link,
+        encoded,
+    })
 }
 
 /// A `first_seen` later than every one handed out before, so that stories

@@ -120,7 +120,7 @@ impl Store {
             let link = head.link;
             edits.change(&self.tree, Some(head), None)?;
             edits.prune(item.id, link);
-            batch.remove(keys::item(id));
+            batch.remove(super::story_key(&item));
             batch.insert(keys::pruned(id), keys::tombstone(now, link));
             removed += 1;
         }
@@ -151,7 +151,7 @@ impl Store {
                 let old = Head::of(&item);
                 item.also_in.retain(|f| f != feed);
                 edits.change(&self.tree, Some(old), Some(Head::of(&item)))?;
-                batch.insert(keys::item(&item.id), super::encode_item(&item)?);
+                batch.insert(super::story_key(&item), super::encode_item(&item)?);
                 left += 1;
             }
         }

@@ -30,12 +30,8 @@ fn stories_are_stored_compressed_and_plain_json_still_reads() {
     store
         .ingest("feed", vec![candidate(1)], &FeedState::default(), now)
         .unwrap();
-    let raw = store
-        .tree
-        .get(keys::item(&ItemId([1; 16])))
-        .unwrap()
-        .unwrap();
     let item = store.item(&ItemId([1; 16])).unwrap().unwrap();
+    let raw = store.tree.get(story_key(&item)).unwrap().unwrap();
     let json = serde_json::to_vec(&item).unwrap();
     assert_eq!(raw[0], LZ4, "tagged as compressed");
     // Stamped under the writer lock after it was encoded: the stamp read
@@ -51,25 +47,16 @@ fn stories_are_stored_compressed_and_plain_json_still_reads() {
     );
 
     // A store written before compression holds plain JSON.
-    store
-        .tree
-        .insert(keys::item(&ItemId([2; 16])), json)
-        .unwrap();
-    let old = store.item(&ItemId([2; 16])).unwrap().unwrap();
+    store.tree.insert(keys::item(2), json).unwrap();
+    let old = store.story_at(2).unwrap().unwrap();
     assert_eq!(old, item);
 
     // A damaged value is an error, not a panic.
     let mut damaged = vec![LZ4];
     damaged.extend_from_slice(&keys::time_ns(now));
     damaged.extend_from_slice(&[200, 0, 0, 0, 0xf0, 7]);
-    store
-        .tree
-        .insert(keys::item(&ItemId([3; 16])), damaged)
-        .unwrap();
-    assert!(matches!(
-        store.item(&ItemId([3; 16])),
-        Err(StoreError::Compression(_))
-    ));
+    store.tree.insert(keys::item(3), damaged).unwrap();
+    assert!(matches!(store.story_at(3), Err(StoreError::Compression(_))));
 }
 
 #[test]
@@ -203,15 +190,20 @@ fn a_schema_1_store_is_migrated_at_open() {
     let (dir, store) = open();
     fill(&store);
     let ids = newest(&store);
-    // Rewrite the store as schema 1 kept it: an index key per story and
-    // index, tombstones holding only their time, the pruned link an `l:`.
+    // Rewrite the store as schema 1 kept it: stories keyed by id, an index
+    // key per story and index, tombstones holding only their time, the
+    // pruned story's link an `l:` key.
     let tree = &store.tree;
     for key in tree.scan_prefix(keys::HEADS).keys() {
         tree.remove(key.unwrap()).unwrap();
     }
-    for entry in tree.scan_prefix(keys::ITEM) {
-        let item = decode_item(&entry.unwrap().1).unwrap();
+    let mut twin = store.item(&ItemId([1; 16])).unwrap().unwrap();
+    let stories: Vec<_> = tree.scan_prefix(keys::ITEM).map(Result::unwrap).collect();
+    for (key, value) in stories {
+        let item = decode_item(&value).unwrap();
         let (t, id) = (keys::time(item.sort_time()), item.id.0);
+        tree.remove(key).unwrap();
+        tree.insert([keys::ITEM, &id].concat(), value).unwrap();
         tree.insert([b"t:", &t[..], &id].concat(), &[][..]).unwrap();
         for feed in item.feeds() {
             let key = [b"f:", feed.as_bytes(), b"\0", &t, &id].concat();
@@ -224,6 +216,11 @@ fn a_schema_1_store_is_migrated_at_open() {
         tree.insert([b"l:", link.as_bytes()].concat(), &id[..])
             .unwrap();
     }
+    // Schema 1 could hold two stories first seen in the same nanosecond.
+    twin.id = ItemId([30; 16]);
+    twin.link = Some("https://example.com/30".into());
+    let twin_key = [keys::ITEM, &twin.id.0].concat();
+    tree.insert(twin_key, encode_item(&twin).unwrap()).unwrap();
     let gone = ItemId([2; 16]);
     let tombstone = tree.get(keys::pruned(&gone)).unwrap().unwrap();
     tree.insert(keys::pruned(&gone), &tombstone[..8]).unwrap();
@@ -241,8 +238,15 @@ fn a_schema_1_store_is_migrated_at_open() {
     for prefix in keys::V1_INDEXES {
         assert_eq!(store.tree.scan_prefix(prefix).count(), 0, "{prefix:?} left");
     }
-    assert_eq!(newest(&store), ids);
-    assert_eq!(store.count_in_feed("b"), 2);
+    let twin = store.item(&ItemId([30; 16])).unwrap().unwrap();
+    let one = store.item(&ItemId([1; 16])).unwrap().unwrap();
+    let apart = (twin.first_seen - one.first_seen).abs();
+    assert_eq!(apart, chrono::Duration::nanoseconds(1), "one moved aside");
+    // Same sort time as story 1: the larger id first.
+    let mut with_twin = ids.clone();
+    with_twin.insert(0, twin.id);
+    assert_eq!(newest(&store), with_twin);
+    assert_eq!(store.count_in_feed("b"), 3, "stories 12, 1 and its twin");
     let again = store
         .ingest(
             "c",
