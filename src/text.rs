@@ -11,8 +11,9 @@ static STRIP_ALL: LazyLock<ammonia::Builder<'static>> = LazyLock::new(ammonia::B
 /// whitespace collapsed. Text without `<` or `&` is only collapsed, which is
 /// the common case for titles and cheap.
 pub fn html_to_text(html: &str) -> String {
-    if !html.contains(['<', '&']) {
-        return collapse_whitespace(html);
+    if !html.contains('<') {
+        // No markup: only entities to decode (titles often hold `&#8217;`).
+        return collapse_whitespace(&html_escape::decode_html_entities(html));
     }
     let stripped = STRIP_ALL.clean(html).to_string();
     let decoded = html_escape::decode_html_entities(&stripped);

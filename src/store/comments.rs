@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
+use super::index::link_hash;
 use super::{Store, StoreError, encode, encode_item, keys, story_key};
 use crate::model::{
     Comment, CommentReport, CountSource, IncomingComment, Item, ItemId, RecentComment, Target,
@@ -93,6 +94,10 @@ impl Store {
                             hash,
                         };
                         batch.insert(keys::orphan(link, &hash), encode(&waiting)?);
+                        self.orphan_links
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(link_hash(link));
                         report.waiting += 1;
                     }
                     None => report.dropped += 1,
@@ -163,6 +168,11 @@ impl Store {
         let Some(link) = &item.link else {
             return Ok(false);
         };
+        let waiting =
+            (self.orphan_links.lock()).map_or(true, |links| links.contains(&link_hash(link)));
+        if !waiting {
+            return Ok(false);
+        }
         let mut any = false;
         let keep = self.keep_comments();
         for entry in self.tree.scan_prefix(keys::orphan_prefix(link)) {

@@ -118,7 +118,14 @@ impl Index {
         self.stored.insert(head.id, head.seen);
         self.by_time.insert(at);
         for feed in head.feeds() {
-            self.by_feed.entry(feed.to_string()).or_default().insert(at);
+            match self.by_feed.get_mut(feed) {
+                Some(set) => {
+                    set.insert(at);
+                }
+                None => {
+                    self.by_feed.insert(feed.to_string(), BTreeSet::from([at]));
+                }
+            }
         }
         self.by_seen.insert(head.seen, head.id);
         if let Some(link) = head.link {

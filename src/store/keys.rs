@@ -138,6 +138,12 @@ pub fn orphan_prefix(link: &str) -> Vec<u8> {
     [ORPHAN, link.as_bytes(), b"\0"].concat()
 }
 
+/// The story link in an `o:` key.
+pub fn orphan_link(key: &[u8]) -> Option<String> {
+    let link = key.get(ORPHAN.len()..key.len().checked_sub(17)?)?;
+    Some(String::from_utf8_lossy(link).into_owned())
+}
+
 pub fn orphan(link: &str, hash: &[u8; 16]) -> Vec<u8> {
     [&orphan_prefix(link)[..], hash].concat()
 }

@@ -14,7 +14,7 @@ pub use retention::{Pruned, TOMBSTONE_KEEP};
 
 use index::{Edits, Head, Index, Position};
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -89,6 +89,11 @@ pub struct Store {
     /// At least the number of entries in the recent-comments stream, so
     /// that trimming it does not have to count it on every write.
     stream_len: AtomicUsize,
+    /// Hashes of the links that comments may be waiting for (`o:` keys):
+    /// a new story looks for its waiting comments only when its link is
+    /// here. Filled at open and when a comment starts waiting; a link stays
+    /// until restart (8 bytes each), so it may hold links with none left.
+    orphan_links: Mutex<HashSet<u64>>,
 }
 
 impl Store {
@@ -139,6 +144,12 @@ impl Store {
             .map(|(&ns, _)| chrono::DateTime::from_timestamp_nanos(ns))
             .unwrap_or(chrono::DateTime::UNIX_EPOCH);
         let stream_len = tree.scan_prefix(keys::STREAM).keys().count();
+        let mut orphan_links = HashSet::new();
+        for key in tree.scan_prefix(keys::ORPHAN).keys() {
+            if let Some(link) = keys::orphan_link(&key?) {
+                orphan_links.insert(index::link_hash(&link));
+            }
+        }
         Ok(Store {
             db,
             tree,
@@ -149,6 +160,7 @@ impl Store {
             generation: AtomicU64::new(1),
             recent_comments: AtomicUsize::new(5),
             stream_len: AtomicUsize::new(stream_len),
+            orphan_links: Mutex::new(orphan_links),
         })
     }
 

@@ -2,7 +2,7 @@
 //! encoded on disk and how the comment stream is kept short.
 
 use super::*;
-use crate::model::{Candidate, Comment, IncomingComment, ParsedEntry};
+use crate::model::{Candidate, Comment, IncomingComment, ParsedEntry, Target};
 
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -256,4 +256,44 @@ fn a_schema_1_store_is_migrated_at_open() {
         )
         .unwrap();
     assert_eq!(again.pruned, 1, "the tombstone learned its link");
+}
+
+#[test]
+fn a_comment_waiting_for_its_story_joins_it_after_a_restart() {
+    let (dir, store) = open();
+    let waiting = IncomingComment {
+        comment: Comment {
+            id: "c1".into(),
+            author: Some("Ronnie".into()),
+            text: "It looks like a Buick.".into(),
+            url: None,
+            published: Some(chrono::Utc::now()),
+        },
+        targets: vec![Target::Link("https://example.com/7".into())],
+    };
+    let now = chrono::Utc::now();
+    let report = store
+        .add_comments("feed", vec![waiting], CommentSource::Site, None, now)
+        .unwrap();
+    assert_eq!(report.waiting, 1);
+    drop(store);
+
+    let store = Store::open(&dir.path().join("store"), 8 << 20).unwrap();
+    let state = FeedState::default();
+    store
+        .ingest("feed", vec![candidate(7)], &state, now)
+        .unwrap();
+    let story = store.item(&ItemId([7; 16])).unwrap().unwrap();
+    let ids: Vec<_> = story
+        .recent_comments
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(ids, ["c1"]);
+    // A story whose link no comment waits for is stored as it came.
+    store
+        .ingest("feed", vec![candidate(8)], &state, now)
+        .unwrap();
+    let other = store.item(&ItemId([8; 16])).unwrap().unwrap();
+    assert!(other.recent_comments.is_empty());
 }
