@@ -425,7 +425,20 @@ impl Store {
         limit: usize,
         keep: impl Fn(&Item) -> bool,
     ) -> Result<Vec<Item>, StoreError> {
-        Ok(self.page(None, limit, keep)?.0)
+        let mut out = Vec::with_capacity(limit.min(1024));
+        if limit == 0 {
+            return Ok(out);
+        }
+        self.walk(
+            |index, after| newest_first(&index.by_time, after),
+            |_, item| {
+                if keep(&item) {
+                    out.push(item);
+                }
+                out.len() < limit
+            },
+        )?;
+        Ok(out)
     }
 
     /// A page of stories newest first, starting after `cursor` (from the
@@ -442,12 +455,12 @@ impl Store {
             Some(c) => Some(decode_position(c).ok_or(StoreError::Cursor)?),
             None => None,
         };
+        if limit == 0 {
+            return Ok((Vec::new(), None));
+        }
         let mut out = Vec::with_capacity(limit.min(1024));
         let mut last = None;
         let mut more = false;
-        if limit == 0 {
-            return Ok((out, None));
-        }
         self.walk(
             |index, after| newest_first(&index.by_time, after.or(start)),
             |at, item| {
@@ -517,11 +530,13 @@ impl Store {
         }
     }
 
-    /// Checks the store's own invariants: every story is in each of its
-    /// indexes, every index entry points at a story, no canonical link
+    /// Checks the store's own invariants: every story is keyed by its
+    /// `first_seen` and has a matching head, every head points at a story,
+    /// the indexes in memory are the ones the heads give, no canonical link
     /// belongs to two stories. For `paddock check --store` and the crash
-    /// tests.
+    /// tests. Holds the writer lock, so no write lands halfway through.
     pub fn verify(&self) -> Result<Verified, StoreError> {
+        let _writer = self.write_lock();
         let mut report = Verified::default();
         let mut heads = HashMap::new();
         for entry in self.tree.scan_prefix(keys::HEADS) {
