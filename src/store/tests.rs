@@ -148,6 +148,14 @@ fn fill(store: &Store) {
     assert_eq!(pruned.unwrap().over_limit, 1);
 }
 
+/// Another feed brings the link of story 2, which `fill` removed.
+fn bring_back_removed_link(store: &Store) -> IngestReport {
+    let state = FeedState::default();
+    store
+        .ingest("c", vec![story(20, 2, 6)], &state, chrono::Utc::now())
+        .unwrap()
+}
+
 fn newest(store: &Store) -> Vec<ItemId> {
     let items = store.latest(100, |_| true).unwrap();
     items.iter().map(|i| i.id).collect()
@@ -174,14 +182,7 @@ fn the_indexes_in_memory_match_the_heads_on_disk_across_a_reopen() {
     assert_eq!(store.count_in_feed("a"), 3);
     assert_eq!(store.count_in_feed("b"), 2);
     // The tombstone keeps the link: another feed bringing it finds it pruned.
-    let again = store
-        .ingest(
-            "c",
-            vec![story(20, 2, 6)],
-            &FeedState::default(),
-            chrono::Utc::now(),
-        )
-        .unwrap();
+    let again = bring_back_removed_link(&store);
     assert_eq!((again.new.len(), again.pruned), (0, 1));
 }
 
@@ -247,14 +248,7 @@ fn a_schema_1_store_is_migrated_at_open() {
     with_twin.insert(0, twin.id);
     assert_eq!(newest(&store), with_twin);
     assert_eq!(store.count_in_feed("b"), 3, "stories 12, 1 and its twin");
-    let again = store
-        .ingest(
-            "c",
-            vec![story(20, 2, 6)],
-            &FeedState::default(),
-            chrono::Utc::now(),
-        )
-        .unwrap();
+    let again = bring_back_removed_link(&store);
     assert_eq!(again.pruned, 1, "the tombstone learned its link");
 }
 
