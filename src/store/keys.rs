@@ -60,13 +60,11 @@ pub fn unordered(bytes: &[u8]) -> Option<i64> {
 /// Nanoseconds (first_seen is unique per story, to the nanosecond), sign
 /// bit flipped, big-endian.
 pub fn time_ns(t: Timestamp) -> [u8; 8] {
-    let nanos = t.timestamp_nanos_opt().unwrap_or(i64::MAX);
-    ((nanos as u64) ^ (1 << 63)).to_be_bytes()
+    ordered(t.timestamp_nanos_opt().unwrap_or(i64::MAX))
 }
 
 pub fn decode_time_ns(bytes: &[u8]) -> Option<Timestamp> {
-    let nanos = (u64::from_be_bytes(bytes.try_into().ok()?) ^ (1 << 63)) as i64;
-    Some(chrono::DateTime::from_timestamp_nanos(nanos))
+    Some(chrono::DateTime::from_timestamp_nanos(unordered(bytes)?))
 }
 
 /// A story's key, from its `first_seen` in nanoseconds.

@@ -298,10 +298,14 @@ impl Store {
             encoded,
         } in prepared
         {
-            let linked = canonical_link
-                .as_deref()
-                .and_then(|link| self.index().linked(link));
-            let stored = self.index().stored.contains_key(&fresh.id);
+            // Only this writer changes the index, so one look serves.
+            let (linked, stored, pruned) = {
+                let index = self.index();
+                let linked = canonical_link.as_deref().and_then(|l| index.linked(l));
+                let pruned = index.pruned.contains(&fresh.id)
+                    || linked.is_some_and(|id| index.pruned.contains(&id));
+                (linked, index.stored.contains_key(&fresh.id), pruned)
+            };
             let existing = match stored {
                 true => self.item(&fresh.id)?,
                 // The same link through another feed: the same story (the
@@ -312,11 +316,7 @@ impl Store {
                 },
             };
             // A pruned story that its feed still lists stays pruned.
-            if existing.is_none() && {
-                let index = self.index();
-                index.pruned.contains(&fresh.id)
-                    || linked.is_some_and(|id| index.pruned.contains(&id))
-            } {
+            if existing.is_none() && pruned {
                 report.pruned += 1;
                 continue;
             }
