@@ -6,7 +6,7 @@
 use quick_xml::NsReader;
 use quick_xml::encoding::DecodingReader;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::{ResolveResult, ResolveResult::Bound};
+use quick_xml::name::{NamespaceResolver, ResolveResult, ResolveResult::Bound};
 
 const NS_SLASH: &str = "http://purl.org/rss/1.0/modules/slash/";
 const NS_THREAD: &str = "http://purl.org/syndication/thread/1.0";
@@ -54,153 +54,233 @@ enum Capture {
     UpdateFrequency,
 }
 
+/// The namespaces the scan knows, resolved once per element.
+#[derive(Clone, Copy, PartialEq)]
+enum Ns {
+    Atom,
+    Slash,
+    Thread,
+    Feedburner,
+    Wfw,
+    Sy,
+    Other,
+}
+
+impl Ns {
+    fn of(resolved: &ResolveResult) -> Ns {
+        let Bound(n) = resolved else {
+            return Ns::Other;
+        };
+        match n.as_ref() {
+            NS_ATOM => Ns::Atom,
+            NS_SLASH => Ns::Slash,
+            NS_THREAD => Ns::Thread,
+            NS_FEEDBURNER => Ns::Feedburner,
+            NS_WFW => Ns::Wfw,
+            NS_SY => Ns::Sy,
+            _ => Ns::Other,
+        }
+    }
+}
+
 /// Scans an XML feed. Errors mean the XML is broken, which feed-rs reports
 /// better, so they end the scan and return what was found so far.
+///
+/// A UTF-8 document (nearly every feed) is read in place, without copying
+/// its text; others go through quick-xml's decoder.
 pub fn scan(xml: &[u8]) -> Scan {
-    let mut period: Option<u64> = None;
-    let mut frequency: u64 = 1;
-    let mut reader = NsReader::from_reader(DecodingReader::new(xml));
-    reader.config_mut().expand_empty_elements = true;
-    let mut buf = Vec::new();
-    let mut entries: Vec<EntryExtensions> = Vec::new();
-    let mut depth = 0usize;
-    let mut entry_depth: Option<usize> = None;
-    let mut capture: Option<Capture> = None;
-    let mut text = String::new();
-
-    loop {
-        let (ns, event) = match reader.read_resolved_event_into(&mut buf) {
-            Ok(ok) => ok,
-            Err(_) => break,
-        };
-        match event {
-            Event::Decl(ref decl) => {
-                if let Some(enc) = decl.encoder() {
-                    reader.get_mut().set_encoding(enc);
+    let mut scanner = Scanner::default();
+    match utf8(xml) {
+        Some(text) => {
+            let mut reader = NsReader::from_str(text);
+            reader.config_mut().expand_empty_elements = true;
+            while let Ok((ns, event)) = reader.read_resolved_event() {
+                let ns = Ns::of(&ns);
+                if !scanner.on(ns, &event, reader.resolver()) {
+                    break;
                 }
             }
-            Event::Start(ref e) => {
-                depth += 1;
-                let local = e.local_name();
-                let local = local.as_ref();
-                match entry_depth {
-                    None if local == "item" || (local == "entry" && is(&ns, NS_ATOM)) => {
-                        entry_depth = Some(depth);
-                        entries.push(EntryExtensions::default());
+        }
+        None => {
+            let mut reader = NsReader::from_reader(DecodingReader::new(xml));
+            reader.config_mut().expand_empty_elements = true;
+            let mut buf = Vec::new();
+            while let Ok((ns, event)) = reader.read_resolved_event_into(&mut buf) {
+                let ns = Ns::of(&ns);
+                if let Event::Decl(ref decl) = event
+                    && let Some(enc) = decl.encoder()
+                {
+                    reader.get_mut().set_encoding(enc);
+                }
+                if !scanner.on(ns, &event, reader.resolver()) {
+                    break;
+                }
+                buf.clear();
+            }
+        }
+    }
+    scanner.finish()
+}
+
+/// The document as text, when it can be read in place: valid UTF-8, and
+/// either plain ASCII or declaring no encoding other than UTF-8.
+fn utf8(xml: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(xml).ok()?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    (text.is_ascii() || declares_utf8(text)).then_some(text)
+}
+
+/// Whether the XML declaration, if any, leaves the encoding at UTF-8.
+fn declares_utf8(text: &str) -> bool {
+    let Some((decl, _)) = text.strip_prefix("<?xml").and_then(|t| t.split_once("?>")) else {
+        return true;
+    };
+    let Some((_, rest)) = decl.split_once("encoding") else {
+        return true;
+    };
+    let name = rest
+        .trim_start_matches(|c: char| c == '=' || c == '"' || c == '\'' || c.is_whitespace())
+        .to_ascii_lowercase();
+    name.starts_with("utf-8") || name.starts_with("utf8")
+}
+
+/// The scan's state between events.
+#[derive(Default)]
+struct Scanner {
+    period: Option<u64>,
+    frequency: Option<u64>,
+    entries: Vec<EntryExtensions>,
+    depth: usize,
+    entry_depth: Option<usize>,
+    capture: Option<Capture>,
+    text: String,
+}
+
+impl Scanner {
+    /// Takes one event; false at the end of the document.
+    fn on(&mut self, ns: Ns, event: &Event, resolver: &NamespaceResolver) -> bool {
+        match event {
+            Event::Start(e) => self.start(ns, e, resolver),
+            Event::Text(t) if self.capture.is_some() => self.text.push_str(t),
+            Event::CData(t) if self.capture.is_some() => self.text.push_str(t),
+            Event::GeneralRef(r) if self.capture.is_some() => {
+                if let Ok(Some(ch)) = r.resolve_char_ref() {
+                    self.text.push(ch);
+                } else if let Some(s) = quick_xml::escape::resolve_predefined_entity(r) {
+                    self.text.push_str(s);
+                }
+            }
+            Event::End(_) => self.end(),
+            Event::Eof => return false,
+            _ => {}
+        }
+        true
+    }
+
+    fn start(&mut self, ns: Ns, e: &BytesStart, resolver: &NamespaceResolver) {
+        self.depth += 1;
+        let local = e.local_name();
+        let local = local.as_ref();
+        match self.entry_depth {
+            None if local == "item" || (local == "entry" && ns == Ns::Atom) => {
+                self.entry_depth = Some(self.depth);
+                self.entries.push(EntryExtensions::default());
+            }
+            None if ns == Ns::Sy => {
+                self.capture = match local {
+                    "updatePeriod" => Some(Capture::UpdatePeriod),
+                    "updateFrequency" => Some(Capture::UpdateFrequency),
+                    _ => None,
+                };
+                self.text.clear();
+            }
+            Some(d) if self.depth == d + 1 => {
+                let current = self.entries.last_mut().expect("inside an entry");
+                self.capture = match (ns, local) {
+                    (Ns::Slash, "comments") => Some(Capture::SlashComments),
+                    (Ns::Thread, "total") => Some(Capture::ThrTotal),
+                    (Ns::Feedburner, "origLink") => Some(Capture::OrigLink),
+                    (Ns::Wfw, "commentRss" | "commentRSS") => Some(Capture::CommentRss),
+                    (Ns::Thread, "in-reply-to") => {
+                        if let Some(r) = in_reply_to(resolver, e) {
+                            current.in_reply_to.push(r);
+                        }
+                        None
                     }
-                    None if is(&ns, NS_SY) => {
-                        capture = match local {
-                            "updatePeriod" => Some(Capture::UpdatePeriod),
-                            "updateFrequency" => Some(Capture::UpdateFrequency),
-                            _ => None,
-                        };
-                        text.clear();
+                    (Ns::Atom, "link") => {
+                        replies_link(resolver, e, current);
+                        None
                     }
-                    Some(d) if depth == d + 1 => {
-                        let current = entries.last_mut().expect("inside an entry");
-                        capture = match (&ns, local) {
-                            (Bound(n), "comments") if n.as_ref() == NS_SLASH => {
-                                Some(Capture::SlashComments)
-                            }
-                            (Bound(n), "total") if n.as_ref() == NS_THREAD => {
-                                Some(Capture::ThrTotal)
-                            }
-                            (Bound(n), "origLink") if n.as_ref() == NS_FEEDBURNER => {
-                                Some(Capture::OrigLink)
-                            }
-                            (Bound(n), "commentRss" | "commentRSS") if n.as_ref() == NS_WFW => {
-                                Some(Capture::CommentRss)
-                            }
-                            (Bound(n), "in-reply-to") if n.as_ref() == NS_THREAD => {
-                                if let Some(r) = in_reply_to(&reader, e) {
-                                    current.in_reply_to.push(r);
-                                }
-                                None
-                            }
-                            (Bound(n), "link") if n.as_ref() == NS_ATOM => {
-                                replies_link(&reader, e, current);
-                                None
-                            }
-                            _ => None,
-                        };
-                        text.clear();
+                    _ => None,
+                };
+                self.text.clear();
+            }
+            _ => {}
+        }
+    }
+
+    fn end(&mut self) {
+        let value = self.text.trim();
+        match (self.capture.take(), self.entry_depth) {
+            (Some(Capture::UpdatePeriod), None) => {
+                self.period = match value {
+                    "hourly" => Some(3600),
+                    "daily" => Some(86400),
+                    "weekly" => Some(7 * 86400),
+                    "monthly" => Some(30 * 86400),
+                    "yearly" => Some(365 * 86400),
+                    _ => self.period,
+                }
+            }
+            (Some(Capture::UpdateFrequency), None) => {
+                self.frequency = value.parse().ok().filter(|f| *f > 0)
+            }
+            (Some(c), Some(d)) if self.depth == d + 1 => {
+                let current = self.entries.last_mut().expect("inside an entry");
+                match c {
+                    Capture::SlashComments | Capture::ThrTotal => {
+                        if let Ok(n) = value.parse::<u32>() {
+                            current.comment_count = Some(n);
+                        }
+                    }
+                    Capture::OrigLink if !value.is_empty() => {
+                        current.orig_link = Some(value.to_string())
+                    }
+                    Capture::CommentRss if !value.is_empty() => {
+                        current
+                            .comment_feed
+                            .get_or_insert_with(|| value.to_string());
                     }
                     _ => {}
                 }
             }
-            Event::Text(ref t) if capture.is_some() => text.push_str(t),
-            Event::CData(ref t) if capture.is_some() => text.push_str(t),
-            Event::GeneralRef(ref r) if capture.is_some() => {
-                if let Ok(Some(ch)) = r.resolve_char_ref() {
-                    text.push(ch);
-                } else if let Some(s) = quick_xml::escape::resolve_predefined_entity(r) {
-                    text.push_str(s);
-                }
-            }
-            Event::End(_) => {
-                if entry_depth.is_none() {
-                    match capture.take() {
-                        Some(Capture::UpdatePeriod) => {
-                            period = match text.trim() {
-                                "hourly" => Some(3600),
-                                "daily" => Some(86400),
-                                "weekly" => Some(7 * 86400),
-                                "monthly" => Some(30 * 86400),
-                                "yearly" => Some(365 * 86400),
-                                _ => period,
-                            }
-                        }
-                        Some(Capture::UpdateFrequency) => {
-                            frequency = text.trim().parse().ok().filter(|f| *f > 0).unwrap_or(1)
-                        }
-                        _ => {}
-                    }
-                }
-                if let (Some(c), Some(d)) = (capture.take(), entry_depth)
-                    && depth == d + 1
-                {
-                    let current = entries.last_mut().expect("inside an entry");
-                    let value = text.trim();
-                    match c {
-                        Capture::SlashComments | Capture::ThrTotal => {
-                            if let Ok(n) = value.parse::<u32>() {
-                                current.comment_count = Some(n);
-                            }
-                        }
-                        Capture::OrigLink if !value.is_empty() => {
-                            current.orig_link = Some(value.to_string())
-                        }
-                        Capture::CommentRss if !value.is_empty() => {
-                            current
-                                .comment_feed
-                                .get_or_insert_with(|| value.to_string());
-                        }
-                        _ => {}
-                    }
-                }
-                if entry_depth == Some(depth) {
-                    entry_depth = None;
-                }
-                depth = depth.saturating_sub(1);
-            }
-            Event::Eof => break,
             _ => {}
         }
-        buf.clear();
+        if self.entry_depth == Some(self.depth) {
+            self.entry_depth = None;
+        }
+        self.depth = self.depth.saturating_sub(1);
     }
-    Scan {
-        entries,
-        update_every: period.map(|p| std::time::Duration::from_secs(p / frequency)),
+
+    fn finish(self) -> Scan {
+        let frequency = self.frequency.unwrap_or(1);
+        Scan {
+            entries: self.entries,
+            update_every: self
+                .period
+                .map(|p| std::time::Duration::from_secs(p / frequency)),
+        }
     }
 }
 
-fn is(ns: &ResolveResult, uri: &str) -> bool {
-    matches!(ns, Bound(n) if n.as_ref() == uri)
-}
-
-fn attr<R>(reader: &NsReader<R>, e: &BytesStart, ns: Option<&str>, name: &str) -> Option<String> {
+fn attr(
+    resolver: &NamespaceResolver,
+    e: &BytesStart,
+    ns: Option<&str>,
+    name: &str,
+) -> Option<String> {
     e.attributes().flatten().find_map(|a| {
-        let (resolved, local) = reader.resolver().resolve_attribute(a.key);
+        let (resolved, local) = resolver.resolve_attribute(a.key);
         let ns_ok = match (ns, &resolved) {
             (None, ResolveResult::Unbound) => true,
             (Some(want), Bound(n)) => n.as_ref() == want,
@@ -216,27 +296,27 @@ fn attr<R>(reader: &NsReader<R>, e: &BytesStart, ns: Option<&str>, name: &str) -
     })
 }
 
-fn in_reply_to<R>(reader: &NsReader<R>, e: &BytesStart) -> Option<InReplyTo> {
-    let reference = attr(reader, e, None, "ref")?;
+fn in_reply_to(resolver: &NamespaceResolver, e: &BytesStart) -> Option<InReplyTo> {
+    let reference = attr(resolver, e, None, "ref")?;
     Some(InReplyTo {
         reference,
-        href: attr(reader, e, None, "href"),
+        href: attr(resolver, e, None, "href"),
     })
 }
 
-fn replies_link<R>(reader: &NsReader<R>, e: &BytesStart, out: &mut EntryExtensions) {
-    if attr(reader, e, None, "rel").as_deref() != Some("replies") {
+fn replies_link(resolver: &NamespaceResolver, e: &BytesStart, out: &mut EntryExtensions) {
+    if attr(resolver, e, None, "rel").as_deref() != Some("replies") {
         return;
     }
-    if let Some(n) = attr(reader, e, Some(NS_THREAD), "count").and_then(|c| c.parse().ok()) {
+    if let Some(n) = attr(resolver, e, Some(NS_THREAD), "count").and_then(|c| c.parse().ok()) {
         // `thr:total` on the entry wins over a link's count.
         out.comment_count.get_or_insert(n);
     }
-    let is_feed = attr(reader, e, None, "type").is_some_and(|t| {
+    let is_feed = attr(resolver, e, None, "type").is_some_and(|t| {
         let t = t.to_ascii_lowercase();
         t.contains("atom") || t.contains("rss") || t.contains("xml") || t.contains("json")
     });
-    if is_feed && let Some(href) = attr(reader, e, None, "href") {
+    if is_feed && let Some(href) = attr(resolver, e, None, "href") {
         out.comment_feed.get_or_insert(href);
     }
 }
@@ -263,6 +343,49 @@ mod tests {
         assert_eq!(
             found[1].comment_count, None,
             "wrong namespace must not count"
+        );
+    }
+
+    #[test]
+    fn reads_utf8_in_place_and_other_encodings_decoded() {
+        let body = |decl: &str, title: &[u8]| {
+            let mut doc = format!(
+                "{decl}<rss xmlns:slash=\"http://purl.org/rss/1.0/modules/slash/\" \
+                 xmlns:fb=\"http://rssnamespace.org/feedburner/ext/1.0\"><channel><item><title>"
+            )
+            .into_bytes();
+            doc.extend_from_slice(title);
+            doc.extend_from_slice(
+                b"</title><slash:comments>5</slash:comments>\
+                  <fb:origLink>https://a.example/caf\xc3\xa9</fb:origLink></item></channel></rss>",
+            );
+            doc
+        };
+        let latin1 = body(
+            "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>",
+            b"Caf\xe9",
+        );
+        let utf8 = body(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>",
+            "Café".as_bytes(),
+        );
+        let bom = [&b"\xef\xbb\xbf"[..], &body("", b"Cafe")].concat();
+        assert!(super::utf8(&latin1).is_none());
+        assert!(super::utf8(&utf8).is_some());
+        assert!(super::utf8(&bom).is_some());
+        for doc in [&latin1, &utf8, &bom] {
+            let found = scan(doc).entries;
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].comment_count, Some(5));
+        }
+        // The ISO-8859-1 document's bytes C3 A9 are two characters.
+        assert_eq!(
+            scan(&latin1).entries[0].orig_link.as_deref(),
+            Some("https://a.example/caf\u{c3}\u{a9}")
+        );
+        assert_eq!(
+            scan(&utf8).entries[0].orig_link.as_deref(),
+            Some("https://a.example/café")
         );
     }
 
