@@ -387,6 +387,8 @@ pub struct IngestReport {
     pub pruned: usize,
     /// Stories whose stated comment count is new or changed.
     pub count_changed: Vec<ItemId>,
+    /// What the comments document stored in the same write did.
+    pub comments: Option<CommentReport>,
 }
 
 /// What storing a batch of comments did.

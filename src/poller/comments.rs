@@ -9,10 +9,10 @@ use url::Url;
 use crate::comments::{from_item_feed, from_site_feed, same_site};
 use crate::config::{Config, FeedConfig, Source};
 use crate::fetch::{Document, FetchError, Fetched, Fetcher};
-use crate::model::{ErrorKind, FeedState, ItemId, PollFailure, Timestamp};
+use crate::model::{CommentReport, ErrorKind, FeedState, ItemId, PollFailure, Timestamp};
 use crate::parse;
 use crate::poller::refresh::write;
-use crate::store::{CommentSource, Store};
+use crate::store::{CommentBatch, CommentSource, Store};
 
 /// The comment settings a poll needs.
 #[derive(Debug, Clone, Copy)]
@@ -36,21 +36,27 @@ impl From<&Config> for CommentOptions {
 
 /// Fetches and stores the feed's comments. Failures are recorded in
 /// `state.comments_error`; the feed's own poll has already succeeded.
+/// `site` is the outcome of the site-wide comments feed when the poll has
+/// already stored it with the feed's stories (see [`site_batch`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn refresh(
     store: &Arc<Store>,
     fetcher: &Fetcher,
     feed: &FeedConfig,
     options: &CommentOptions,
     count_changed: &[ItemId],
+    site: Option<Result<(), PollFailure>>,
     state: &mut FeedState,
     now: Timestamp,
 ) {
     let before = (state.comments_error.clone(), state.skipped_comment_feeds);
     let mut error = None;
-    if let Some(source) = &feed.comments_url
-        && let Err(e) = site_feed(store, fetcher, feed, source, options, now).await
-    {
-        error = Some(e);
+    if let Some(source) = &feed.comments_url {
+        let site = match site {
+            Some(done) => done,
+            None => site_feed(store, fetcher, feed, source, options, now).await,
+        };
+        error = site.err();
     }
     if feed.item_comments {
         let mut trusted = vec![feed.source.url()];
@@ -127,7 +133,7 @@ fn failure(
     what: &'static str,
     key: &str,
     now: Timestamp,
-) -> impl Fn(ErrorKind, String) -> PollFailure {
+) -> impl Fn(ErrorKind, String) -> PollFailure + use<> {
     let key = key.to_string();
     move |kind, message| PollFailure {
         kind,
@@ -136,6 +142,37 @@ fn failure(
     }
 }
 
+/// The feed's site-wide comments document, fetched and read, for the store
+/// to join: `None` when it has not changed.
+pub async fn site_batch(
+    store: &Arc<Store>,
+    fetcher: &Fetcher,
+    feed: &str,
+    source: &Source,
+    options: &CommentOptions,
+    now: Timestamp,
+) -> Result<Option<CommentBatch>, PollFailure> {
+    let url = source.url().to_string();
+    let fail = failure("comments feed", &url, now);
+    let Some(doc) = fetch_doc(store, fetcher, source, false)
+        .await
+        .map_err(|e| fail(e.kind(), e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let (parsed, replies) =
+        parse::parse_with_replies(&doc.body, &doc.url, doc.content_type.as_deref())
+            .map_err(|e| fail(e.kind(), e.to_string()))?;
+    Ok(Some(CommentBatch {
+        comments: from_site_feed(feed, parsed, replies, options.excerpt_chars),
+        source: CommentSource::Site,
+        url,
+        validators: doc.validators,
+    }))
+}
+
+/// The site-wide comments feed on its own, when the feed's document has
+/// not changed.
 async fn site_feed(
     store: &Arc<Store>,
     fetcher: &Fetcher,
@@ -144,34 +181,36 @@ async fn site_feed(
     options: &CommentOptions,
     now: Timestamp,
 ) -> Result<(), PollFailure> {
-    let key = source.url().to_string();
-    let fail = failure("comments feed", &key, now);
-    let Some(doc) = fetch_doc(store, fetcher, source, false)
-        .await
-        .map_err(|e| fail(e.kind(), e.to_string()))?
-    else {
+    let Some(batch) = site_batch(store, fetcher, &feed.id, source, options, now).await? else {
         return Ok(());
     };
-    let (parsed, replies) =
-        parse::parse_with_replies(&doc.body, &doc.url, doc.content_type.as_deref())
-            .map_err(|e| fail(e.kind(), e.to_string()))?;
-    let comments = from_site_feed(&feed.id, parsed, replies, options.excerpt_chars);
-    let (id, url, validators) = (feed.id.clone(), key.clone(), doc.validators);
+    let fail = failure("comments feed", &batch.url, now);
+    let id = feed.id.clone();
     let report = write(store, move |s| {
-        let source = CommentSource::Site;
+        let CommentBatch {
+            comments,
+            source,
+            url,
+            validators,
+        } = batch;
         s.add_comments(&id, comments, source, Some((&url, &validators)), now)
     })
     .await
     .map_err(|e| fail(e.kind(), e.to_string()))?;
+    log_stored(&feed.id, &report);
+    Ok(())
+}
+
+/// The log line of a stored comments document.
+pub fn log_stored(feed: &str, report: &CommentReport) {
     tracing::info!(
-        feed = %feed.id,
+        feed = %feed,
         new = report.new,
         joined = report.joined,
         waiting = report.waiting,
         dropped = report.dropped,
         "comments stored"
     );
-    Ok(())
 }
 
 async fn item_feed(

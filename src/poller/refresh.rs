@@ -84,14 +84,14 @@ pub async fn refresh_feed(
         store,
         fetcher,
         feed,
-        politeness,
+        options,
         &mut attempt,
         &mut fetch_elapsed,
         now,
     )
     .await
     {
-        Ok((outcome, count_changed)) => {
+        Ok(polled) => {
             state = attempt;
             // Comments never fail the feed: their errors are kept apart.
             comments::refresh(
@@ -99,12 +99,13 @@ pub async fn refresh_feed(
                 fetcher,
                 feed,
                 &options.comments,
-                &count_changed,
+                &polled.count_changed,
+                polled.site_comments,
                 &mut state,
                 now,
             )
             .await;
-            outcome
+            polled.outcome
         }
         Err(e) => {
             let failure = PollFailure {
@@ -150,15 +151,28 @@ pub async fn refresh_feed(
     report
 }
 
+/// What a good poll did, for its comments step.
+struct Polled {
+    outcome: Outcome,
+    /// Stories whose stated comment count is new or changed.
+    count_changed: Vec<ItemId>,
+    /// The site-wide comments feed, when it was stored with the stories.
+    site_comments: Option<Result<(), PollFailure>>,
+}
+
+/// The feed's own poll. A new document's stories are stored in one write
+/// with the feed's site-wide comments document, fetched after it, so that
+/// stories arriving with their comments are written once.
 async fn poll(
     store: &Arc<Store>,
     fetcher: &Fetcher,
     feed: &FeedConfig,
-    politeness: &Politeness,
+    options: &PollOptions,
     state: &mut FeedState,
     fetch_elapsed: &mut Option<std::time::Duration>,
     now: Timestamp,
-) -> Result<(Outcome, Vec<ItemId>), PollError> {
+) -> Result<Polled, PollError> {
+    let politeness = &options.politeness;
     let started = Instant::now();
     let fetched = fetcher.fetch(&feed.source, &state.validators).await;
     *fetch_elapsed = Some(started.elapsed());
@@ -168,7 +182,11 @@ async fn poll(
             succeed(state, feed, politeness, hints.fresh_for, now);
             let (id, recorded) = (feed.id.clone(), state.clone());
             write(store, move |s| s.put_feed_state(&id, &recorded)).await?;
-            return Ok((Outcome::NotModified, Vec::new()));
+            return Ok(Polled {
+                outcome: Outcome::NotModified,
+                count_changed: Vec::new(),
+                site_comments: None,
+            });
         }
         Fetched::Document(doc) => doc,
     };
@@ -181,14 +199,34 @@ async fn poll(
     state.validators = doc.validators;
     state.title = parsed.title.or(state.title.take());
     state.site_link = parsed.site_link.or(state.site_link.take());
-    let (id, recorded) = (feed.id.clone(), state.clone());
-    let report = write(store, move |s| s.ingest(&id, candidates, &recorded, now)).await?;
-    let outcome = Outcome::Stored {
-        new: report.new.len(),
-        updated: report.updated.len(),
-        unchanged: report.unchanged,
+    let (batch, site_comments) = match &feed.comments_url {
+        Some(source) => {
+            match comments::site_batch(store, fetcher, &feed.id, source, &options.comments, now)
+                .await
+            {
+                Ok(batch) => (batch, Some(Ok(()))),
+                Err(e) => (None, Some(Err(e))),
+            }
+        }
+        None => (None, None),
     };
-    Ok((outcome, report.count_changed))
+    let (id, recorded) = (feed.id.clone(), state.clone());
+    let report = write(store, move |s| {
+        s.ingest_with_comments(&id, candidates, &recorded, batch, now)
+    })
+    .await?;
+    if let Some(c) = &report.comments {
+        comments::log_stored(&feed.id, c);
+    }
+    Ok(Polled {
+        outcome: Outcome::Stored {
+            new: report.new.len(),
+            updated: report.updated.len(),
+            unchanged: report.unchanged,
+        },
+        count_changed: report.count_changed,
+        site_comments,
+    })
 }
 
 /// Runs a store write on the runtime's blocking threads. A write waits for

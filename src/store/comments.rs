@@ -1,14 +1,15 @@
 //! Joining comments to stories, and the site-wide stream of recent
 //! comments. Same rules as the rest of the store: one writer, one batch.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use super::index::link_hash;
-use super::{Store, StoreError, encode, encode_item, keys, story_key};
+use super::pending::Pending;
+use super::{Store, StoreError, encode, keys};
 use crate::model::{
-    Comment, CommentReport, CountSource, IncomingComment, Item, ItemId, RecentComment, Target,
-    Timestamp, Validators,
+    Candidate, Comment, CommentReport, CountSource, IncomingComment, Item, ItemId, RecentComment,
+    Target, Timestamp, Validators,
 };
 
 /// The site-wide stream keeps this many newest comments.
@@ -28,6 +29,58 @@ pub enum CommentSource {
     ItemFeed { item: ItemId, entries: u32 },
 }
 
+/// A comments document read in the same poll as its feed, to be stored in
+/// the feed's own write.
+#[derive(Debug, Clone)]
+pub struct CommentBatch {
+    pub comments: Vec<IncomingComment>,
+    pub source: CommentSource,
+    /// The document's URL and validators, kept for its next fetch.
+    pub url: String,
+    pub validators: Validators,
+}
+
+/// The stories a batch of comments names, by id or link.
+pub(super) struct Named<'a> {
+    ids: HashSet<ItemId>,
+    links: HashSet<&'a str>,
+}
+
+impl<'a> Named<'a> {
+    pub fn of(comments: &'a [IncomingComment]) -> Named<'a> {
+        let mut named = Named {
+            ids: HashSet::new(),
+            links: HashSet::new(),
+        };
+        for t in comments.iter().flat_map(|c| &c.targets) {
+            match t {
+                Target::Item(id) => {
+                    named.ids.insert(*id);
+                }
+                Target::Link(link) => {
+                    named.links.insert(link);
+                }
+                Target::Comment(_) => {}
+            }
+        }
+        named
+    }
+
+    pub fn names(&self, c: &Candidate) -> bool {
+        self.ids.contains(&c.fresh_id)
+            || (c.canonical_link.as_deref()).is_some_and(|l| self.links.contains(l))
+    }
+}
+
+/// What [`Store::join_comments`] did, for the rest of its write.
+pub(super) struct Joined {
+    pub report: CommentReport,
+    /// Entries written to the stream.
+    pub streamed: usize,
+    /// Whether any story changed.
+    pub changed: bool,
+}
+
 impl Store {
     /// Stores comments from one comments feed, with that feed's validators,
     /// in one batch: each new comment is joined to its story when one of
@@ -43,10 +96,36 @@ impl Store {
         now: Timestamp,
     ) -> Result<CommentReport, StoreError> {
         let _writer = self.write_lock();
-        let keep = self.keep_comments();
         let mut batch = sled::Batch::default();
+        let mut stories = Pending::default();
+        let joined = self.join_comments(feed, incoming, source, &mut stories, &mut batch, now)?;
+        stories.write(&mut batch, now)?;
+        if let Some((url, v)) = validators {
+            batch.insert(keys::validators(url), encode(v)?);
+        }
+        self.tree.apply_batch(batch)?;
+        self.streamed(joined.streamed)?;
+        if joined.changed || joined.report.new > 0 {
+            self.bump();
+        }
+        Ok(joined.report)
+    }
+
+    /// Joins comments to their stories: those already in `stories` (this
+    /// write's) or stored. The comments' keys go into `batch`, the stories
+    /// they change into `stories`. Called with the writer lock held.
+    pub(super) fn join_comments(
+        &self,
+        feed: &str,
+        incoming: Vec<IncomingComment>,
+        source: CommentSource,
+        stories: &mut Pending,
+        batch: &mut sled::Batch,
+        now: Timestamp,
+    ) -> Result<Joined, StoreError> {
+        let keep = self.keep_comments();
         let mut report = CommentReport::default();
-        let mut dirty: HashMap<ItemId, Item> = HashMap::new();
+        let mut changed = false;
         let mut joined_here: HashMap<String, ItemId> = HashMap::new();
         let mut streamed = 0;
 
@@ -65,16 +144,17 @@ impl Store {
                 report.new += 1;
             }
             let time = time.unwrap_or_else(|| ic.comment.published.map_or(now, |p| p.min(now)));
-            let target = self.resolve(feed, &ic.targets, &joined_here, &dirty)?;
+            let target = self.resolve(feed, &ic.targets, &joined_here, stories)?;
             match target {
                 Some(id) => {
-                    let item = match dirty.remove(&id) {
+                    let item = match stories.take(&id) {
                         Some(item) => Some(item),
                         None => self.item(&id)?,
                     };
                     if let Some(mut item) = item {
                         attach(&mut item, &ic.comment, keep, source);
-                        dirty.insert(id, item);
+                        stories.put(item);
+                        changed = true;
                         joined_here.insert(ic.comment.id.clone(), id);
                         report.joined += 1;
                         for t in &ic.targets {
@@ -116,30 +196,22 @@ impl Store {
         // A story's own comment feed states a count by its length; the story
         // changes only if that count is news.
         if let CommentSource::ItemFeed { item, entries } = source {
-            if let Some(story) = dirty.get_mut(&item) {
+            if let Some(story) = stories.get_mut(&item) {
                 story.comments.offer(CountSource::ItemFeed, entries);
             } else if let Some(mut story) = self.item(&item)? {
                 let before = story.comments.clone();
                 story.comments.offer(CountSource::ItemFeed, entries);
                 if story.comments != before {
-                    dirty.insert(item, story);
+                    stories.put(story);
+                    changed = true;
                 }
             }
         }
-        let changed = !dirty.is_empty();
-        for mut item in dirty.into_values() {
-            item.last_changed = now;
-            batch.insert(story_key(&item), encode_item(&item)?);
-        }
-        if let Some((url, v)) = validators {
-            batch.insert(keys::validators(url), encode(v)?);
-        }
-        self.tree.apply_batch(batch)?;
-        self.streamed(streamed)?;
-        if changed || report.new > 0 {
-            self.bump();
-        }
-        Ok(report)
+        Ok(Joined {
+            report,
+            streamed,
+            changed,
+        })
     }
 
     /// The newest comments across all feeds, newest first.
@@ -206,14 +278,14 @@ impl Store {
         feed: &str,
         targets: &[Target],
         joined_here: &HashMap<String, ItemId>,
-        dirty: &HashMap<ItemId, Item>,
+        stories: &Pending,
     ) -> Result<Option<ItemId>, StoreError> {
         for t in targets {
             let found = match t {
                 Target::Item(id) => {
-                    (dirty.contains_key(id) || self.index().stored.contains_key(id)).then_some(*id)
+                    (stories.contains(id) || self.index().stored.contains_key(id)).then_some(*id)
                 }
-                Target::Link(link) => self.index().linked(link),
+                Target::Link(link) => stories.linked(link).or_else(|| self.index().linked(link)),
                 Target::Comment(parent) => match joined_here.get(parent) {
                     Some(id) => Some(*id),
                     None => self

@@ -7,12 +7,15 @@ mod comments;
 mod index;
 mod keys;
 mod migrate;
+mod pending;
 mod retention;
 
-pub use comments::{CommentSource, STREAM_MAX, STREAM_SLACK};
+pub use comments::{CommentBatch, CommentSource, STREAM_MAX, STREAM_SLACK};
 pub use retention::{Pruned, TOMBSTONE_KEEP};
 
+use comments::Named;
 use index::{Edits, Head, Index, Position};
+use pending::Pending;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
@@ -27,6 +30,9 @@ use serde::de::DeserializeOwned;
 use crate::model::{
     Candidate, CountSource, FeedState, IngestReport, Item, ItemId, Timestamp, Validators,
 };
+
+/// How long [`Store::open`] waits for a store that is locked.
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// Bumped whenever the key layout or a value's meaning changes.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -101,25 +107,34 @@ impl Store {
     /// at `cache_bytes`.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         let shown = path.display().to_string();
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
-            .flush_every_ms(Some(500))
-            .open()
-            .map_err(|e| match &e {
-                sled::Error::Io(io)
+            .flush_every_ms(Some(500));
+        // sled's own threads let go of the store's file lock a moment after
+        // it is closed, so a store closed and reopened in one process may
+        // find it still locked: wait for it, up to `LOCK_WAIT`.
+        let started = Instant::now();
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(io))
                     if io.kind() == std::io::ErrorKind::WouldBlock
                         || io.to_string().contains("lock") =>
                 {
-                    StoreError::Locked {
-                        path: shown.clone(),
+                    if started.elapsed() >= LOCK_WAIT {
+                        return Err(StoreError::Locked { path: shown });
                     }
+                    std::thread::sleep(Duration::from_millis(20));
                 }
-                _ => StoreError::Open {
-                    path: shown.clone(),
-                    detail: e.to_string(),
-                },
-            })?;
+                Err(e) => {
+                    return Err(StoreError::Open {
+                        path: shown,
+                        detail: e.to_string(),
+                    });
+                }
+            }
+        };
         let tree = db.open_tree("paddock")?;
         match tree.get(keys::SCHEMA)? {
             None => {
@@ -269,21 +284,40 @@ impl Store {
         state: &FeedState,
         now: Timestamp,
     ) -> Result<IngestReport, StoreError> {
+        self.ingest_with_comments(feed, candidates, state, None, now)
+    }
+
+    /// [`Store::ingest`], plus a comments document read in the same poll,
+    /// in the same batch: a story that arrives with its comments is
+    /// written once, with them.
+    pub fn ingest_with_comments(
+        &self,
+        feed: &str,
+        candidates: Vec<Candidate>,
+        state: &FeedState,
+        comments: Option<CommentBatch>,
+        now: Timestamp,
+    ) -> Result<IngestReport, StoreError> {
         // Before taking the writer lock, build each candidate as a new
         // story and encode the ones the store does not hold yet: encoding
         // is the largest part of a write, and other writers can go on
-        // meanwhile. Under the lock, only `first_seen` is patched in.
-        let known: Vec<bool> = {
+        // meanwhile. Under the lock, only `first_seen` is patched in. A
+        // story that a comment here names is encoded once, at the end.
+        let named = comments.as_ref().map(|c| Named::of(&c.comments));
+        let to_encode: Vec<bool> = {
             let index = self.index();
             candidates
                 .iter()
-                .map(|c| index.stored.contains_key(&c.fresh_id))
+                .map(|c| {
+                    !index.stored.contains_key(&c.fresh_id)
+                        && !named.as_ref().is_some_and(|n| n.names(c))
+                })
                 .collect()
         };
         let prepared = candidates
             .into_iter()
-            .zip(known)
-            .map(|(c, known)| prepare(feed, c, known, now))
+            .zip(to_encode)
+            .map(|(c, encode)| prepare(feed, c, encode, now))
             .collect::<Result<Vec<_>, _>>()?;
         let renamed = self.feed_state(feed)?.title != state.title;
         let state_value = serde_json::to_vec(state)?;
@@ -291,6 +325,7 @@ impl Store {
         let mut last_stamp = self.write_lock();
         let mut batch = sled::Batch::default();
         let mut edits = Edits::default();
+        let mut stories = Pending::default();
         let mut report = IngestReport::default();
         for Prepared {
             mut fresh,
@@ -325,19 +360,18 @@ impl Store {
                     fresh.first_seen = stamp(&mut last_stamp);
                     // Comments that arrived before their story join it now.
                     let joined = self.attach_orphans(&mut fresh, &mut batch)?;
-                    let value = match encoded {
-                        Some(mut value) if !joined => {
-                            set_first_seen(&mut value, fresh.first_seen);
-                            value
-                        }
-                        _ => encode_item(&fresh)?,
-                    };
                     if fresh.comments.count != Some(0) {
                         report.count_changed.push(fresh.id);
                     }
                     edits.change(&self.tree, None, Some(Head::of(&fresh)))?;
-                    batch.insert(story_key(&fresh), value);
                     report.new.push(fresh.id);
+                    match encoded {
+                        Some(mut value) if !joined => {
+                            set_first_seen(&mut value, fresh.first_seen);
+                            stories.put_encoded(fresh, value);
+                        }
+                        _ => stories.put(fresh),
+                    }
                 }
                 Some(old) => {
                     let takes_over = old.feed != feed
@@ -357,21 +391,34 @@ impl Store {
                     if item.comments.count != old.comments.count {
                         report.count_changed.push(item.id);
                     }
-                    item.last_changed = now;
                     edits.change(&self.tree, Some(Head::of(&old)), Some(Head::of(&item)))?;
-                    batch.insert(story_key(&item), encode_item(&item)?);
                     report.updated.push(item.id);
+                    stories.put(item);
                 }
             }
         }
+        let mut joined = None;
+        if let Some(c) = comments {
+            let j =
+                self.join_comments(feed, c.comments, c.source, &mut stories, &mut batch, now)?;
+            batch.insert(keys::validators(&c.url), encode(&c.validators)?);
+            joined = Some(j);
+        }
+        stories.write(&mut batch, now)?;
         edits.write(&mut batch)?;
         batch.insert(keys::state(feed), state_value);
         self.tree.apply_batch(batch)?;
         self.apply(edits);
         self.cache_state(feed, state);
-        self.streamed(0)?; // orphans joined to new stories enter the stream
+        // Orphans joined to new stories enter the stream, and so do the
+        // comments here.
+        self.streamed(joined.as_ref().map_or(0, |j| j.streamed))?;
+        let comments_changed = joined
+            .as_ref()
+            .is_some_and(|j| j.changed || j.report.new > 0);
+        report.comments = joined.map(|j| j.report);
         // Outputs name feeds by their own titles too.
-        if renamed || !report.new.is_empty() || !report.updated.is_empty() {
+        if renamed || comments_changed || !report.new.is_empty() || !report.updated.is_empty() {
             self.bump();
         }
         Ok(report)
@@ -653,15 +700,15 @@ fn decode_item(bytes: &[u8]) -> Result<Item, StoreError> {
     Ok(item)
 }
 
-/// A candidate as the new story it would be, encoded unless the store
-/// held its id (`known`) when looked up before the writer lock; the writer
-/// looks again.
-fn prepare(feed: &str, c: Candidate, known: bool, now: Timestamp) -> Result<Prepared, StoreError> {
+/// A candidate as the new story it would be, encoded when `encode` (the
+/// store did not hold its id when looked up before the writer lock; the
+/// writer looks again).
+fn prepare(feed: &str, c: Candidate, encode: bool, now: Timestamp) -> Result<Prepared, StoreError> {
     let canonical_link = c.canonical_link.clone();
     let fresh = Item::new(feed, c, chrono::DateTime::UNIX_EPOCH, now);
-    let encoded = match known {
-        true => None,
-        false => Some(encode_item(&fresh)?),
+    let encoded = match encode {
+        true => Some(encode_item(&fresh)?),
+        false => None,
     };
     Ok(Prepared {
         fresh,

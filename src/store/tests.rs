@@ -2,7 +2,7 @@
 //! encoded on disk and how the comment stream is kept short.
 
 use super::*;
-use crate::model::{Candidate, Comment, IncomingComment, ParsedEntry, Target};
+use crate::model::{Candidate, Comment, IncomingComment, ParsedEntry, Target, Validators};
 
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -290,4 +290,89 @@ fn a_comment_waiting_for_its_story_joins_it_after_a_restart() {
         .unwrap();
     let other = store.item(&ItemId([8; 16])).unwrap().unwrap();
     assert!(other.recent_comments.is_empty());
+}
+
+fn comment(id: &str, targets: Vec<Target>) -> IncomingComment {
+    IncomingComment {
+        comment: Comment {
+            id: id.into(),
+            author: Some("Ronnie".into()),
+            text: format!("Comment {id}."),
+            url: None,
+            published: Some(chrono::Utc::now()),
+        },
+        targets,
+    }
+}
+
+#[test]
+fn stories_and_their_comments_from_one_poll_are_one_write() {
+    let (_dir, store) = open();
+    let now = chrono::Utc::now();
+    let state = FeedState::default();
+    store
+        .ingest("feed", vec![candidate(1)], &state, now)
+        .unwrap();
+    let generation = store.generation();
+
+    let batch = CommentBatch {
+        comments: vec![
+            // A new story here, by its link; then a reply through it.
+            comment("a", vec![Target::Link("https://example.com/2".into())]),
+            comment("b", vec![Target::Comment("a".into())]),
+            // A new story here, by its id.
+            comment("c", vec![Target::Item(ItemId([3; 16]))]),
+            // A story stored by an earlier poll.
+            comment("d", vec![Target::Link("https://example.com/1".into())]),
+            // A story not stored yet: it waits.
+            comment("e", vec![Target::Link("https://example.com/9".into())]),
+        ],
+        source: CommentSource::Site,
+        url: "https://example.com/comments/feed/".into(),
+        validators: Validators {
+            etag: Some("\"v1\"".into()),
+            ..Default::default()
+        },
+    };
+    let report = store
+        .ingest_with_comments(
+            "feed",
+            vec![candidate(2), candidate(3)],
+            &state,
+            Some(batch),
+            now,
+        )
+        .unwrap();
+    assert_eq!(report.new.len(), 2);
+    let comments = report.comments.unwrap();
+    assert_eq!((comments.new, comments.joined, comments.waiting), (5, 4, 1));
+    assert_eq!(store.generation(), generation + 1, "one write, one change");
+
+    let ids = |n: u8| -> Vec<String> {
+        let story = store.item(&ItemId([n; 16])).unwrap().unwrap();
+        assert_eq!(story.comments_seen as usize, story.recent_comments.len());
+        story.recent_comments.iter().map(|c| c.id.clone()).collect()
+    };
+    let mut two = ids(2);
+    two.sort();
+    assert_eq!(two, ["a", "b"]);
+    assert_eq!(ids(3), ["c"]);
+    assert_eq!(ids(1), ["d"]);
+    let story = store.item(&ItemId([2; 16])).unwrap().unwrap();
+    assert_eq!(story.comments.count, Some(2), "counted from the site feed");
+    assert_eq!(story.last_changed, now);
+    let stream = store.recent_comments(10).unwrap();
+    assert_eq!(stream.len(), 5);
+    assert_eq!(stream.iter().filter(|c| c.item.is_some()).count(), 4);
+    let kept = store
+        .validators("https://example.com/comments/feed/")
+        .unwrap();
+    assert_eq!(kept.etag.as_deref(), Some("\"v1\""));
+    assert!(store.verify().unwrap().problems.is_empty());
+
+    // The waiting comment joins its story when it comes, as before.
+    store
+        .ingest("feed", vec![candidate(9)], &state, now)
+        .unwrap();
+    assert_eq!(ids(9), ["e"]);
 }

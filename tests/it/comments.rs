@@ -298,3 +298,50 @@ async fn a_comment_feed_on_another_host_is_never_requested() {
     );
     assert_eq!(json_items(&pipeline, &config, "/feed.json").await.len(), 6);
 }
+
+#[tokio::test]
+async fn a_failing_comments_feed_holds_back_no_story_and_catches_up_later() {
+    let server = FixtureServer::start().await;
+    let base = server.base();
+    server.set("comments.rss", fixture("site-comments.rss", &base));
+    server.set_status("comments.rss", 500);
+    let env = TestEnv::new();
+    let config = env.write_config(
+        &[],
+        &format!(
+            "[[feed]]\nid = \"ttac\"\nurl = \"{base}/f/wordpress.rss\"\ncomments_url = \"{base}/dyn/comments.rss\"\n"
+        ),
+    );
+    let pipeline = app::pipeline(&config).unwrap();
+    let feed_status = |body: String| -> Value {
+        let doc: Value = serde_json::from_str(&body).unwrap();
+        doc["feeds"][0].clone()
+    };
+
+    // The feed's new document and the failing comments feed: the stories
+    // are stored, the failure is the comments' alone.
+    poll(&pipeline, &config).await;
+    let items = json_items(&pipeline, &config, "/feed.json").await;
+    assert!(
+        story(&items, INFINITI)["_paddock"]["recent_comments"]
+            .as_array()
+            .is_none_or(|c| c.is_empty())
+    );
+    let status = feed_status(get(&pipeline, &config, "/api/feeds").await.1);
+    assert!(status["last_error"].is_null(), "{status}");
+    let error = status["comments_error"]["message"].as_str().unwrap();
+    assert!(error.contains("/dyn/comments.rss"), "{error}");
+
+    // Next poll: the feed has not changed (304), the comments feed answers,
+    // and its comments join the stories stored before.
+    server.set_status("comments.rss", 0);
+    poll(&pipeline, &config).await;
+    assert_eq!(server.conditional_hits("/f/wordpress.rss"), 1);
+    let items = json_items(&pipeline, &config, "/feed.json").await;
+    assert_eq!(
+        authors(&story(&items, INFINITI)["_paddock"]["recent_comments"]),
+        ["Lou_BC", "G35 Owner", "Smyrna Tech"]
+    );
+    let status = feed_status(get(&pipeline, &config, "/api/feeds").await.1);
+    assert!(status["comments_error"].is_null(), "{status}");
+}
