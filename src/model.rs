@@ -139,21 +139,25 @@ pub struct ItemId(pub [u8; 16]);
 
 impl ItemId {
     pub fn to_hex(&self) -> String {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut s = String::with_capacity(32);
         for b in self.0 {
-            s.push_str(&format!("{b:02x}"));
+            s.push(DIGITS[usize::from(b >> 4)] as char);
+            s.push(DIGITS[usize::from(b & 0xf)] as char);
         }
         s
     }
 
+    /// Reads what [`ItemId::to_hex`] writes (either case).
     pub fn from_hex(s: &str) -> Option<ItemId> {
-        if s.len() != 32 || !s.is_ascii() {
+        if s.len() != 32 {
             return None;
         }
         let mut out = [0u8; 16];
-        for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-            let pair = std::str::from_utf8(chunk).ok()?;
-            out[i] = u8::from_str_radix(pair, 16).ok()?;
+        let mut digits = s.chars().map(|c| c.to_digit(16));
+        for byte in &mut out {
+            let (hi, lo) = (digits.next()??, digits.next()??);
+            *byte = (hi << 4 | lo) as u8;
         }
         Some(ItemId(out))
     }
@@ -402,4 +406,31 @@ pub struct CommentReport {
     pub waiting: usize,
     /// Comments with no way to find their story.
     pub dropped: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ItemId;
+
+    #[test]
+    fn item_ids_read_back_from_hex() {
+        for id in [
+            ItemId([0; 16]),
+            ItemId([0xff; 16]),
+            ItemId(*b"\x01\x23\x45\x67\x89\xab\xcd\xef0123456x"),
+        ] {
+            let hex = id.to_hex();
+            assert_eq!(hex.len(), 32);
+            assert_eq!(ItemId::from_hex(&hex), Some(id));
+            assert_eq!(ItemId::from_hex(&hex.to_uppercase()), Some(id));
+        }
+        assert_eq!(ItemId([0xa5; 16]).to_hex(), "a5".repeat(16));
+        for bad in [
+            "a5".repeat(15),
+            format!("{}g0", "a5".repeat(15)),
+            format!("é{}", "a".repeat(30)),
+        ] {
+            assert_eq!(ItemId::from_hex(&bad), None, "{bad}");
+        }
+    }
 }
