@@ -1,10 +1,11 @@
 //! Rendered outputs cached in memory, keyed by request and invalidated by
-//! the store's generation (not a timer), plus the conditional-request
-//! rules: `ETag`/`If-None-Match` first, then `Last-Modified`/
-//! `If-Modified-Since`.
+//! the store's generation (not a timer), each with its compressed forms;
+//! plus the conditional-request rules: `ETag`/`If-None-Match` first, then
+//! `Last-Modified`/`If-Modified-Since`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -17,6 +18,10 @@ use crate::model::Timestamp;
 /// a few hundred kilobytes at most, so this bounds memory to tens of MB.
 pub const MAX_ENTRIES: usize = 128;
 
+/// brotli quality for cached outputs: compressed once per store change,
+/// then sent many times.
+pub const BROTLI_QUALITY: u32 = 5;
+
 /// One rendered output, ready to send.
 pub struct Rendered {
     pub body: Bytes,
@@ -24,6 +29,52 @@ pub struct Rendered {
     /// Weak: the bytes on the wire differ with compression, the content not.
     pub etag: String,
     pub last_modified: Option<Timestamp>,
+    /// The body compressed, made by the first request that asks for each.
+    gzip: OnceLock<Bytes>,
+    br: OnceLock<Bytes>,
+}
+
+/// The content codings a cached output is sent with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    Br,
+    Gzip,
+}
+
+impl Coding {
+    fn name(self) -> &'static str {
+        match self {
+            Coding::Br => "br",
+            Coding::Gzip => "gzip",
+        }
+    }
+
+    /// The coding an `Accept-Encoding` value prefers (RFC 9110 §12.5.3):
+    /// the highest weight above zero, brotli when gzip weighs the same;
+    /// `*` stands for either one not named. `None`: send as it is.
+    pub fn negotiate(accept: &str) -> Option<Coding> {
+        let (mut br, mut gzip, mut any) = (None, None, None);
+        for item in accept.split(',') {
+            let mut parts = item.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("").to_ascii_lowercase();
+            let weight = parts
+                .find_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+                .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok());
+            let Some(weight) = weight else { continue };
+            match name.as_str() {
+                "br" => br = Some(weight),
+                "gzip" | "x-gzip" => gzip = Some(weight),
+                "*" => any = Some(weight),
+                _ => {}
+            }
+        }
+        let (br, gzip) = (br.or(any).unwrap_or(0.0), gzip.or(any).unwrap_or(0.0));
+        match (br, gzip) {
+            (b, g) if b > 0.0 && b >= g => Some(Coding::Br),
+            (_, g) if g > 0.0 => Some(Coding::Gzip),
+            _ => None,
+        }
+    }
 }
 
 impl Rendered {
@@ -38,6 +89,32 @@ impl Rendered {
             body,
             content_type,
             last_modified,
+            gzip: OnceLock::new(),
+            br: OnceLock::new(),
+        }
+    }
+
+    /// The body in `coding`, compressed on first use.
+    pub fn encoded(&self, coding: Coding) -> &Bytes {
+        match coding {
+            Coding::Gzip => self.gzip.get_or_init(|| {
+                let mut out = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(self.body.len() / 3),
+                    flate2::Compression::default(),
+                );
+                out.write_all(&self.body).expect("writing to memory");
+                out.finish().expect("writing to memory").into()
+            }),
+            Coding::Br => self.br.get_or_init(|| {
+                let mut out = brotli::CompressorWriter::new(
+                    Vec::with_capacity(self.body.len() / 3),
+                    4096,
+                    BROTLI_QUALITY,
+                    22,
+                );
+                out.write_all(&self.body).expect("writing to memory");
+                out.into_inner().into()
+            }),
         }
     }
 }
@@ -82,7 +159,8 @@ impl RenderCache {
     }
 }
 
-/// A 304 when the request's validators match, else the output.
+/// A 304 when the request's validators match, else the output, in the
+/// coding the request prefers (then the compression layer leaves it be).
 pub fn respond(request: &HeaderMap, r: &Rendered) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -96,17 +174,30 @@ pub fn respond(request: &HeaderMap, r: &Rendered) -> Response {
         );
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     if not_modified(request, r) {
-        // The compression layer marks only bodies it compressed; a 304
-        // must carry the same Vary as the 200 it stands for.
-        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(r.content_type),
     );
-    (headers, r.body.clone()).into_response()
+    let coding = request
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    match Coding::negotiate(&coding) {
+        Some(coding) => {
+            headers.insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(coding.name()),
+            );
+            (headers, r.encoded(coding).clone()).into_response()
+        }
+        None => (headers, r.body.clone()).into_response(),
+    }
 }
 
 fn not_modified(request: &HeaderMap, r: &Rendered) -> bool {
@@ -189,6 +280,53 @@ mod tests {
             ]),
             StatusCode::OK
         );
+    }
+
+    #[test]
+    fn accept_encoding_is_negotiated_by_weight() {
+        use Coding::*;
+        for (accept, want) in [
+            ("", None),
+            ("identity", None),
+            ("gzip", Some(Gzip)),
+            ("x-gzip", Some(Gzip)),
+            ("gzip, deflate, br", Some(Br)),
+            ("GZIP;Q=0.9, br;q=0.5", Some(Gzip)),
+            ("br;q=0, gzip", Some(Gzip)),
+            ("br;q=0, gzip;q=0", None),
+            ("*", Some(Br)),
+            ("*;q=0.5, br;q=0", Some(Gzip)),
+            ("gzip;q=bad, br;q=0", None),
+            ("deflate", None),
+        ] {
+            assert_eq!(Coding::negotiate(accept), want, "{accept:?}");
+        }
+    }
+
+    #[test]
+    fn compressed_forms_are_made_once_and_read_back() {
+        use std::io::Read;
+        let r = Rendered::new("<feed>".repeat(500), "application/atom+xml", None);
+        let gz = r.encoded(Coding::Gzip).clone();
+        assert!(gz.len() < r.body.len() / 10);
+        assert_eq!(r.encoded(Coding::Gzip).as_ptr(), gz.as_ptr(), "kept");
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(plain, r.body);
+        let mut plain = Vec::new();
+        brotli::Decompressor::new(&r.encoded(Coding::Br)[..], 4096)
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(plain, r.body);
+
+        let mut h = HeaderMap::new();
+        h.insert("accept-encoding", "gzip".parse().unwrap());
+        let response = respond(&h, &r);
+        assert_eq!(response.headers()["content-encoding"], "gzip");
+        assert_eq!(response.headers()["vary"], "accept-encoding");
+        assert!(!respond(&HeaderMap::new(), &r).headers().contains_key("content-encoding"));
     }
 
     #[test]

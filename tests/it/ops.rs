@@ -1,6 +1,7 @@
 //! What operators and caches see: ETag and 304, compression, feed status,
 //! metrics, OPML, and the admin routes.
 
+use std::io::Read;
 use std::process::Command;
 
 use serde_json::Value;
@@ -102,12 +103,34 @@ async fn responses_are_compressed_when_asked() {
                 .to_lowercase()
                 .contains("accept-encoding")
         );
-        let compressed = r.bytes().await.unwrap().len();
-        let plain = get_bytes(&daemon.url("feed.atom")).await.len();
+        let etag = r.headers()["etag"].clone();
+        let compressed = r.bytes().await.unwrap();
+        let plain = raw.get(daemon.url("feed.atom")).send().await.unwrap();
+        assert_eq!(plain.headers()["etag"], etag, "one entity, two codings");
+        let plain = plain.bytes().await.unwrap();
         assert!(
-            compressed < plain / 2,
-            "{encoding}: {compressed} bytes of {plain}"
+            compressed.len() < plain.len() / 2,
+            "{encoding}: {} bytes of {}",
+            compressed.len(),
+            plain.len()
         );
+        let mut unpacked = Vec::new();
+        match encoding {
+            "gzip" => flate2::read::GzDecoder::new(&compressed[..]).read_to_end(&mut unpacked),
+            _ => brotli::Decompressor::new(&compressed[..], 4096).read_to_end(&mut unpacked),
+        }
+        .unwrap();
+        assert_eq!(unpacked, plain, "{encoding}");
+    }
+    // Weights count: brotli refused, gzip it is; and the digest too.
+    for path in ["feed.atom", "digest.json"] {
+        let r = raw
+            .get(daemon.url(path))
+            .header("Accept-Encoding", "br;q=0, gzip;q=0.8")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["content-encoding"], "gzip", "{path}");
     }
     daemon.stop().await;
 }
