@@ -200,7 +200,12 @@ struct Wrk {
 
 /// `wrk` for `seconds` on `url`, sending `Accept-Encoding: gzip` when `gzip`.
 fn wrk(url: &str, seconds: u64, gzip: bool) -> Option<Wrk> {
-    let mut args = vec!["-t2".to_string(), "-c32".into(), format!("-d{seconds}s"), "--latency".into()];
+    let mut args = vec![
+        "-t2".to_string(),
+        "-c32".into(),
+        format!("-d{seconds}s"),
+        "--latency".into(),
+    ];
     if gzip {
         args.extend(["-H".into(), "Accept-Encoding: gzip".into()]);
     }

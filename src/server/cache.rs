@@ -27,8 +27,10 @@ pub struct Rendered {
     pub body: Bytes,
     pub content_type: &'static str,
     /// Weak: the bytes on the wire differ with compression, the content not.
-    pub etag: String,
-    pub last_modified: Option<Timestamp>,
+    etag: String,
+    last_modified: Option<Timestamp>,
+    /// The validators as sent, made once.
+    headers: HeaderMap,
     /// The body compressed, made by the first request that asks for each.
     gzip: OnceLock<Bytes>,
     br: OnceLock<Bytes>,
@@ -84,11 +86,36 @@ impl Rendered {
         last_modified: Option<Timestamp>,
     ) -> Rendered {
         let body = body.into();
+        let etag = etag_of(&body);
+        Rendered::with_etag(body, content_type, last_modified, etag)
+    }
+
+    /// An output whose ETag is not its body's own (see [`etag_of`]).
+    pub fn with_etag(
+        body: impl Into<Bytes>,
+        content_type: &'static str,
+        last_modified: Option<Timestamp>,
+        etag: String,
+    ) -> Rendered {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ETAG,
+            HeaderValue::from_str(&etag).expect("hex is a valid header"),
+        );
+        if let Some(t) = last_modified {
+            headers.insert(
+                header::LAST_MODIFIED,
+                HeaderValue::from_str(&http_date(t)).expect("ASCII"),
+            );
+        }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
         Rendered {
-            etag: etag_of(&body),
-            body,
+            body: body.into(),
             content_type,
+            etag,
             last_modified,
+            headers,
             gzip: OnceLock::new(),
             br: OnceLock::new(),
         }
@@ -162,19 +189,7 @@ impl RenderCache {
 /// A 304 when the request's validators match, else the output, in the
 /// coding the request prefers (then the compression layer leaves it be).
 pub fn respond(request: &HeaderMap, r: &Rendered) -> Response {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::ETAG,
-        HeaderValue::from_str(&r.etag).expect("hex is a valid header"),
-    );
-    if let Some(t) = r.last_modified {
-        headers.insert(
-            header::LAST_MODIFIED,
-            HeaderValue::from_str(&http_date(t)).expect("ASCII"),
-        );
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    let mut headers = r.headers.clone();
     if not_modified(request, r) {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
@@ -182,13 +197,20 @@ pub fn respond(request: &HeaderMap, r: &Rendered) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static(r.content_type),
     );
-    let coding = request
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(",");
-    match Coding::negotiate(&coding) {
+    let mut accepted = request.get_all(header::ACCEPT_ENCODING).iter();
+    let coding = match (accepted.next(), accepted.next()) {
+        (None, _) => None,
+        (Some(one), None) => one.to_str().ok().and_then(Coding::negotiate),
+        (Some(first), Some(second)) => {
+            let all: Vec<&str> = [first, second]
+                .into_iter()
+                .chain(accepted)
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            Coding::negotiate(&all.join(","))
+        }
+    };
+    match coding {
         Some(coding) => {
             headers.insert(
                 header::CONTENT_ENCODING,
@@ -326,7 +348,11 @@ mod tests {
         let response = respond(&h, &r);
         assert_eq!(response.headers()["content-encoding"], "gzip");
         assert_eq!(response.headers()["vary"], "accept-encoding");
-        assert!(!respond(&HeaderMap::new(), &r).headers().contains_key("content-encoding"));
+        assert!(
+            !respond(&HeaderMap::new(), &r)
+                .headers()
+                .contains_key("content-encoding")
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ async fn digest(
             f.remove("last_success");
         }
     }
-    let mut rendered = Rendered::new(body, "application/json", newest);
-    rendered.etag = etag_of(doc.to_string().as_bytes());
+    let etag = etag_of(doc.to_string().as_bytes());
+    let rendered = Rendered::with_etag(body, "application/json", newest, etag);
     Ok(respond(&headers, &rendered))
 }
