@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
@@ -29,8 +29,9 @@ pub struct Rendered {
     /// Weak: the bytes on the wire differ with compression, the content not.
     etag: String,
     last_modified: Option<Timestamp>,
-    /// The validators as sent, made once.
-    headers: HeaderMap,
+    /// The headers every answer carries (validators, caching, `Vary`),
+    /// made once.
+    headers: Vec<(HeaderName, HeaderValue)>,
     /// The body compressed, made by the first request that asks for each.
     gzip: OnceLock<Bytes>,
     br: OnceLock<Bytes>,
@@ -97,19 +98,18 @@ impl Rendered {
         last_modified: Option<Timestamp>,
         etag: String,
     ) -> Rendered {
-        let mut headers = HeaderMap::new();
-        headers.insert(
+        let mut headers = vec![(
             header::ETAG,
             HeaderValue::from_str(&etag).expect("hex is a valid header"),
-        );
+        )];
         if let Some(t) = last_modified {
-            headers.insert(
+            headers.push((
                 header::LAST_MODIFIED,
                 HeaderValue::from_str(&http_date(t)).expect("ASCII"),
-            );
+            ));
         }
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        headers.push((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")));
+        headers.push((header::VARY, HeaderValue::from_static("accept-encoding")));
         Rendered {
             body: body.into(),
             content_type,
@@ -189,14 +189,9 @@ impl RenderCache {
 /// A 304 when the request's validators match, else the output, in the
 /// coding the request prefers (then the compression layer leaves it be).
 pub fn respond(request: &HeaderMap, r: &Rendered) -> Response {
-    let mut headers = r.headers.clone();
     if not_modified(request, r) {
-        return (StatusCode::NOT_MODIFIED, headers).into_response();
+        return with_headers(StatusCode::NOT_MODIFIED.into_response(), &r.headers);
     }
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(r.content_type),
-    );
     let mut accepted = request.get_all(header::ACCEPT_ENCODING).iter();
     let coding = match (accepted.next(), accepted.next()) {
         (None, _) => None,
@@ -210,16 +205,32 @@ pub fn respond(request: &HeaderMap, r: &Rendered) -> Response {
             Coding::negotiate(&all.join(","))
         }
     };
-    match coding {
-        Some(coding) => {
-            headers.insert(
-                header::CONTENT_ENCODING,
-                HeaderValue::from_static(coding.name()),
-            );
-            (headers, r.encoded(coding).clone()).into_response()
-        }
-        None => (headers, r.body.clone()).into_response(),
+    let body = match coding {
+        Some(coding) => r.encoded(coding),
+        None => &r.body,
+    };
+    let mut response = with_headers(Response::new(Body::from(body.clone())), &r.headers);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(r.content_type),
+    );
+    if let Some(coding) = coding {
+        headers.insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static(coding.name()),
+        );
     }
+    response
+}
+
+fn with_headers(mut response: Response, headers: &[(HeaderName, HeaderValue)]) -> Response {
+    let map = response.headers_mut();
+    map.reserve(headers.len() + 2);
+    for (name, value) in headers {
+        map.insert(name.clone(), value.clone());
+    }
+    response
 }
 
 fn not_modified(request: &HeaderMap, r: &Rendered) -> bool {

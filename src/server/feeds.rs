@@ -1,6 +1,7 @@
 //! The merged outputs: all feeds, one group, one feed; Atom, RSS, JSON Feed.
 //! Rendered once per store generation and served from memory.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use axum::Router;
@@ -50,6 +51,18 @@ enum Scope {
     Feed(String),
 }
 
+impl Scope {
+    /// The output's path, as written into its cache key and its self link.
+    fn path(&self, format: Format) -> Cow<'static, str> {
+        let file = format.file();
+        match self {
+            Scope::All => Cow::Borrowed(file),
+            Scope::Group(g) => Cow::Owned(format!("groups/{g}/{file}")),
+            Scope::Feed(id) => Cow::Owned(format!("feeds/{id}/{file}")),
+        }
+    }
+}
+
 type Params = Query<HashMap<String, String>>;
 
 pub fn router() -> Router<AppState> {
@@ -92,16 +105,11 @@ async fn merged(
 ) -> Result<Response, ApiError> {
     let config = state.config.load_full();
     let limit = read::limit(query.get("limit").map(String::as_str), config.output.items)?;
-    let path = match &scope {
-        Scope::All => format.file().to_string(),
-        Scope::Group(g) => format!("groups/{g}/{}", format.file()),
-        Scope::Feed(id) => format!("feeds/{id}/{}", format.file()),
-    };
     // A reload counts the config's version up, so it keys new entries.
-    let key = format!("{}/{path}?{limit}", config.version);
+    let key = format!("{}/{}?{limit}", config.version, scope.path(format));
     let generation = state.store.generation();
     let rendered = state.cache.get_or_render(&key, generation, || {
-        render(&state, &config, &scope, format, limit, &path)
+        render(&state, &config, &scope, format, limit)
     })?;
     Ok(respond(&headers, &rendered))
 }
@@ -112,7 +120,6 @@ fn render(
     scope: &Scope,
     format: Format,
     limit: usize,
-    path: &str,
 ) -> Result<Rendered, ApiError> {
     let (items, title) = match scope {
         Scope::All => (
@@ -143,7 +150,7 @@ fn render(
     };
     let channel = Channel {
         title,
-        self_url: url(config, path),
+        self_url: url(config, &scope.path(format)),
         home_url: url(config, ""),
         updated: chrono::Utc::now(),
     };
