@@ -29,8 +29,13 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
+/// What every handler reads: one shared value, so handing it to a
+/// request is one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+#[derive(Clone)]
+pub struct Shared {
     pub store: Arc<Store>,
     /// Swapped whole on reload; handlers take one snapshot per request.
     pub config: Arc<ArcSwap<Config>>,
@@ -43,25 +48,33 @@ pub struct AppState {
     pub status: Arc<ArcSwapOption<String>>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 impl AppState {
     pub fn new(store: Arc<Store>, config: Arc<ArcSwap<Config>>) -> AppState {
-        AppState {
+        AppState(Arc::new(Shared {
             store,
             config,
             cache: Arc::default(),
             metrics: Arc::default(),
             control: None,
             status: Arc::default(),
-        }
+        }))
     }
 
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> AppState {
-        self.metrics = metrics;
+        Arc::make_mut(&mut self.0).metrics = metrics;
         self
     }
 
     pub fn with_control(mut self, control: mpsc::Sender<Control>) -> AppState {
-        self.control = Some(control);
+        Arc::make_mut(&mut self.0).control = Some(control);
         self
     }
 }
