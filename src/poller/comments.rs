@@ -186,17 +186,9 @@ async fn site_feed(
     };
     let fail = failure("comments feed", &batch.url, now);
     let id = feed.id.clone();
-    let report = write(store, move |s| {
-        let CommentBatch {
-            comments,
-            source,
-            url,
-            validators,
-        } = batch;
-        s.add_comments(&id, comments, source, Some((&url, &validators)), now)
-    })
-    .await
-    .map_err(|e| fail(e.kind(), e.to_string()))?;
+    let report = write(store, move |s| s.add_comments(&id, batch, now))
+        .await
+        .map_err(|e| fail(e.kind(), e.to_string()))?;
     log_stored(&feed.id, &report);
     Ok(())
 }
@@ -234,13 +226,15 @@ async fn item_feed(
     let parsed = parse::parse_feed(&doc.body, &doc.url, doc.content_type.as_deref())
         .map_err(|e| fail(e.kind(), e.to_string()))?;
     let entries = parsed.entries.len() as u32;
-    let comments = from_item_feed(item, parsed, options.excerpt_chars);
-    let (feed, url, validators) = (feed.to_string(), key.clone(), doc.validators);
-    write(store, move |s| {
-        let source = CommentSource::ItemFeed { item, entries };
-        s.add_comments(&feed, comments, source, Some((&url, &validators)), now)
-    })
-    .await
-    .map_err(|e| fail(e.kind(), e.to_string()))?;
+    let batch = CommentBatch {
+        comments: from_item_feed(item, parsed, options.excerpt_chars),
+        source: CommentSource::ItemFeed { item, entries },
+        url: key,
+        validators: doc.validators,
+    };
+    let feed = feed.to_string();
+    write(store, move |s| s.add_comments(&feed, batch, now))
+        .await
+        .map_err(|e| fail(e.kind(), e.to_string()))?;
     Ok(())
 }

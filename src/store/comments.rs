@@ -90,19 +90,14 @@ impl Store {
     pub fn add_comments(
         &self,
         feed: &str,
-        incoming: Vec<IncomingComment>,
-        source: CommentSource,
-        validators: Option<(&str, &Validators)>,
+        comments: CommentBatch,
         now: Timestamp,
     ) -> Result<CommentReport, StoreError> {
         let _writer = self.write_lock();
         let mut batch = sled::Batch::default();
         let mut stories = Pending::default();
-        let joined = self.join_comments(feed, incoming, source, &mut stories, &mut batch, now)?;
+        let joined = self.join_comments(feed, comments, &mut stories, &mut batch, now)?;
         stories.write(&mut batch, now)?;
-        if let Some((url, v)) = validators {
-            batch.insert(keys::validators(url), encode(v)?);
-        }
         self.tree.apply_batch(batch)?;
         self.streamed(joined.streamed)?;
         if joined.changed || joined.report.new > 0 {
@@ -111,18 +106,25 @@ impl Store {
         Ok(joined.report)
     }
 
-    /// Joins comments to their stories: those already in `stories` (this
-    /// write's) or stored. The comments' keys go into `batch`, the stories
-    /// they change into `stories`. Called with the writer lock held.
+    /// Joins a comments document's comments to their stories: those
+    /// already in `stories` (this write's) or stored. The comments' keys and
+    /// the document's validators go into `batch`, the stories they change
+    /// into `stories`. Called with the writer lock held.
     pub(super) fn join_comments(
         &self,
         feed: &str,
-        incoming: Vec<IncomingComment>,
-        source: CommentSource,
+        comments: CommentBatch,
         stories: &mut Pending,
         batch: &mut sled::Batch,
         now: Timestamp,
     ) -> Result<Joined, StoreError> {
+        let CommentBatch {
+            comments: incoming,
+            source,
+            url,
+            validators,
+        } = comments;
+        batch.insert(keys::validators(&url), encode(&validators)?);
         let keep = self.keep_comments();
         let mut report = CommentReport::default();
         let mut changed = false;

@@ -397,13 +397,10 @@ impl Store {
                 }
             }
         }
-        let mut joined = None;
-        if let Some(c) = comments {
-            let j =
-                self.join_comments(feed, c.comments, c.source, &mut stories, &mut batch, now)?;
-            batch.insert(keys::validators(&c.url), encode(&c.validators)?);
-            joined = Some(j);
-        }
+        let joined = match comments {
+            Some(c) => Some(self.join_comments(feed, c, &mut stories, &mut batch, now)?),
+            None => None,
+        };
         stories.write(&mut batch, now)?;
         edits.write(&mut batch)?;
         batch.insert(keys::state(feed), state_value);

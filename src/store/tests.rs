@@ -80,13 +80,7 @@ fn the_comment_stream_is_trimmed_to_its_newest_entries() {
             })
             .collect();
         store
-            .add_comments(
-                "feed",
-                incoming,
-                CommentSource::Site,
-                None,
-                chrono::Utc::now(),
-            )
+            .add_comments("feed", site_batch(incoming), chrono::Utc::now())
             .unwrap();
     }
     let stored = store.tree.scan_prefix(keys::STREAM).keys().count();
@@ -267,7 +261,7 @@ fn a_comment_waiting_for_its_story_joins_it_after_a_restart() {
     };
     let now = chrono::Utc::now();
     let report = store
-        .add_comments("feed", vec![waiting], CommentSource::Site, None, now)
+        .add_comments("feed", site_batch(vec![waiting]), now)
         .unwrap();
     assert_eq!(report.waiting, 1);
     drop(store);
@@ -290,6 +284,19 @@ fn a_comment_waiting_for_its_story_joins_it_after_a_restart() {
         .unwrap();
     let other = store.item(&ItemId([8; 16])).unwrap().unwrap();
     assert!(other.recent_comments.is_empty());
+}
+
+/// A site-wide comments document's comments, as fetched with an ETag.
+fn site_batch(comments: Vec<IncomingComment>) -> CommentBatch {
+    CommentBatch {
+        comments,
+        source: CommentSource::Site,
+        url: "https://example.com/comments/feed/".into(),
+        validators: Validators {
+            etag: Some("\"v1\"".into()),
+            ..Default::default()
+        },
+    }
 }
 
 fn comment(id: &str, targets: Vec<Target>) -> IncomingComment {
@@ -315,25 +322,17 @@ fn stories_and_their_comments_from_one_poll_are_one_write() {
         .unwrap();
     let generation = store.generation();
 
-    let batch = CommentBatch {
-        comments: vec![
-            // A new story here, by its link; then a reply through it.
-            comment("a", vec![Target::Link("https://example.com/2".into())]),
-            comment("b", vec![Target::Comment("a".into())]),
-            // A new story here, by its id.
-            comment("c", vec![Target::Item(ItemId([3; 16]))]),
-            // A story stored by an earlier poll.
-            comment("d", vec![Target::Link("https://example.com/1".into())]),
-            // A story not stored yet: it waits.
-            comment("e", vec![Target::Link("https://example.com/9".into())]),
-        ],
-        source: CommentSource::Site,
-        url: "https://example.com/comments/feed/".into(),
-        validators: Validators {
-            etag: Some("\"v1\"".into()),
-            ..Default::default()
-        },
-    };
+    let batch = site_batch(vec![
+        // A new story here, by its link; then a reply through it.
+        comment("a", vec![Target::Link("https://example.com/2".into())]),
+        comment("b", vec![Target::Comment("a".into())]),
+        // A new story here, by its id.
+        comment("c", vec![Target::Item(ItemId([3; 16]))]),
+        // A story stored by an earlier poll.
+        comment("d", vec![Target::Link("https://example.com/1".into())]),
+        // A story not stored yet: it waits.
+        comment("e", vec![Target::Link("https://example.com/9".into())]),
+    ]);
     let report = store
         .ingest_with_comments(
             "feed",
