@@ -21,7 +21,12 @@ fn parse(c: &mut Criterion) {
             b.iter(|| {
                 let parsed =
                     paddock::parse::parse_feed(black_box(&site.feed), &base, None).unwrap();
-                black_box(paddock::normalize::candidates("site0", parsed.entries))
+                black_box(paddock::normalize::candidates(
+                    "site0",
+                    parsed.entries,
+                    1000,
+                    chrono::Utc::now(),
+                ))
             })
         },
     );
@@ -34,11 +39,12 @@ fn render(c: &mut Criterion) {
     let base = url::Url::parse("https://site0.example/feed/").unwrap();
     let parsed = paddock::parse::parse_feed(&site.feed, &base, None).unwrap();
     let now = chrono::Utc::now();
-    let items: Vec<paddock::model::Item> = paddock::normalize::candidates("site0", parsed.entries)
-        .into_iter()
-        .take(50)
-        .map(|c| paddock::model::Item::new("site0", c, now, now))
-        .collect();
+    let items: Vec<paddock::model::Item> =
+        paddock::normalize::candidates("site0", parsed.entries, 1000, chrono::Utc::now())
+            .into_iter()
+            .take(50)
+            .map(|c| paddock::model::Item::new("site0", c, now, now))
+            .collect();
     assert_eq!(items.len(), 50);
     let channel = Channel {
         title: "Auto news".into(),

@@ -190,8 +190,7 @@ pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 async fn retain(store: Arc<Store>, config: Arc<ArcSwap<Config>>, stop: CancellationToken) {
     loop {
         let c = config.load_full();
-        let cutoff = chrono::Utc::now()
-            - chrono::Duration::from_std(c.storage.retention).unwrap_or(chrono::Duration::MAX);
+        let cutoff = crate::model::earlier(chrono::Utc::now(), c.storage.retention);
         let feeds: Vec<String> = c.feeds.iter().map(|f| f.id.clone()).collect();
         let max = c.storage.max_items_per_feed;
         let s = store.clone();

@@ -9,7 +9,7 @@ use url::Url;
 use crate::model::{Comment, IncomingComment, ItemId, ParsedEntry, ParsedFeed, Target};
 use crate::normalize::{canonical_link, fresh_id};
 use crate::parse::InReplyTo;
-use crate::text::{excerpt, html_to_text};
+use crate::text::html_excerpt;
 
 /// Comments from a site-wide comments feed of feed `feed`, oldest first so
 /// a parent is joined before its replies. Each comment carries its ways to
@@ -132,7 +132,7 @@ fn comment(entry: ParsedEntry, excerpt_chars: usize) -> Comment {
         .as_deref()
         .or(entry.summary.as_deref())
         .unwrap_or_default();
-    let text = excerpt(&html_to_text(html), excerpt_chars);
+    let text = html_excerpt(html, excerpt_chars);
     let id = entry
         .guid
         .clone()
@@ -165,6 +165,7 @@ pub fn author_from_title(title: &str) -> Option<String> {
 pub fn story_link(link: &str) -> Option<String> {
     let canonical = canonical_link(link)?;
     let mut url = Url::parse(&canonical).ok()?;
+    url.set_fragment(None);
     let path = url.path().to_string();
     if let Some(i) = path.find("/comment-page-") {
         url.set_path(&path[..=i]);

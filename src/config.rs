@@ -14,6 +14,24 @@ use url::Url;
 /// Largest `?limit=` any output accepts, and the ceiling for `[output].items`.
 pub const MAX_LIMIT: usize = 1000;
 
+const DAY: u64 = 86_400;
+/// The longest polling interval, `min_interval` or `max_interval`.
+pub const MAX_POLL_WAIT: Duration = Duration::from_secs(365 * DAY);
+/// The longest fetch `timeout` or `connect_timeout`.
+pub const MAX_FETCH_TIME: Duration = Duration::from_secs(3600);
+/// The longest `retention` or `item_comments_max_age`: a century is "keep
+/// everything" for a news store, and keeps every date computed from it in
+/// range.
+pub const MAX_AGE: Duration = Duration::from_secs(36_500 * DAY);
+/// The longest server timeout (`header_timeout`, `idle_timeout`).
+pub const MAX_SERVER_WAIT: Duration = Duration::from_secs(3600);
+/// sled's page cache: at least 1 MiB (sled cannot run on less), at most 1 TiB.
+pub const CACHE_BYTES: (u64, u64) = (1 << 20, 1 << 40);
+/// A feed body: at least 1 KiB, at most 1 GiB.
+pub const BODY_BYTES: (u64, u64) = (1 << 10, 1 << 30);
+/// Stories kept per feed (and taken from one document), at most.
+pub const MAX_ITEMS_PER_FEED: usize = 1_000_000;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The file this config came from; relative paths are resolved against
@@ -35,6 +53,13 @@ pub struct ServerConfig {
     pub base_url: Url,
     pub title: String,
     pub admin_token_env: String,
+    /// A client must send a request's headers within this long.
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request in flight is closed after
+    /// this long.
+    pub idle_timeout: Duration,
+    /// Open HTTP connections at most; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -257,23 +282,23 @@ fn validate(raw: raw::File, dir: &Path, file: &Path) -> Result<Config, Invalid> 
 
     let storage_cfg = StorageConfig {
         path: dir.join(storage.path.as_deref().unwrap_or("data")),
-        retention: duration(&storage.retention, "90d")?,
-        max_items_per_feed: positive(&storage.max_items_per_feed, 1000)?,
-        cache_bytes: positive(&storage.cache_bytes, 64 * 1024 * 1024)?,
+        retention: duration(&storage.retention, "90d", MAX_AGE)?,
+        max_items_per_feed: bounded(&storage.max_items_per_feed, 1000, 1, MAX_ITEMS_PER_FEED)?,
+        cache_bytes: bounded(&storage.cache_bytes, 64 << 20, CACHE_BYTES.0, CACHE_BYTES.1)?,
     };
     let poll_cfg = PollConfig {
-        interval: duration(&poll.interval, "15m")?,
-        concurrency: positive(&poll.concurrency, 16)?,
-        per_host: positive(&poll.per_host, 2)?,
-        timeout: duration(&poll.timeout, "20s")?,
-        connect_timeout: duration(&poll.connect_timeout, "10s")?,
-        max_body_bytes: positive(&poll.max_body_bytes, 15 * 1024 * 1024)?,
+        interval: duration(&poll.interval, "15m", MAX_POLL_WAIT)?,
+        concurrency: bounded(&poll.concurrency, 16, 1, 10_000)?,
+        per_host: bounded(&poll.per_host, 2, 1, 1000)?,
+        timeout: duration(&poll.timeout, "20s", MAX_FETCH_TIME)?,
+        connect_timeout: duration(&poll.connect_timeout, "10s", MAX_FETCH_TIME)?,
+        max_body_bytes: bounded(&poll.max_body_bytes, 15 << 20, BODY_BYTES.0, BODY_BYTES.1)?,
         max_redirects: bounded(&poll.max_redirects, 5, 0, 20)?,
         user_agent,
         item_comment_feeds: bounded(&poll.item_comment_feeds, 10, 0, 100)?,
-        item_comments_max_age: duration(&poll.item_comments_max_age, "7d")?,
-        min_interval: duration(&poll.min_interval, "1m")?,
-        max_interval: duration(&poll.max_interval, "24h")?,
+        item_comments_max_age: duration(&poll.item_comments_max_age, "7d", MAX_AGE)?,
+        min_interval: duration(&poll.min_interval, "1m", MAX_POLL_WAIT)?,
+        max_interval: duration(&poll.max_interval, "24h", MAX_POLL_WAIT)?,
     };
     let output_cfg = OutputConfig {
         items: bounded(&output.items, 50, 1, MAX_LIMIT)?,
@@ -321,7 +346,7 @@ fn validate(raw: raw::File, dir: &Path, file: &Path) -> Result<Config, Invalid> 
             item_comments: f.item_comments.unwrap_or(false),
             groups,
             interval: match &f.interval {
-                Some(_) => duration(&f.interval, "")?,
+                Some(_) => duration(&f.interval, "", MAX_POLL_WAIT)?,
                 None => poll_cfg.interval,
             },
             enabled: f.enabled.unwrap_or(true),
@@ -338,6 +363,9 @@ fn validate(raw: raw::File, dir: &Path, file: &Path) -> Result<Config, Invalid> 
             admin_token_env: server
                 .admin_token_env
                 .unwrap_or_else(|| "PADDOCK_ADMIN_TOKEN".into()),
+            header_timeout: duration(&server.header_timeout, "10s", MAX_SERVER_WAIT)?,
+            idle_timeout: duration(&server.idle_timeout, "60s", MAX_SERVER_WAIT)?,
+            max_connections: bounded(&server.max_connections, 512, 1, 100_000)?,
         },
         storage: storage_cfg,
         poll: poll_cfg,
@@ -352,7 +380,12 @@ fn is_slug(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-fn duration(value: &Option<Spanned<String>>, default: &str) -> Result<Duration, Invalid> {
+/// A duration key: more than zero and at most `max`.
+fn duration(
+    value: &Option<Spanned<String>>,
+    default: &str,
+    max: Duration,
+) -> Result<Duration, Invalid> {
     let Some(s) = value else {
         return Ok(humantime::parse_duration(default).expect("default durations parse"));
     };
@@ -368,29 +401,34 @@ fn duration(value: &Option<Spanned<String>>, default: &str) -> Result<Duration, 
     if d.is_zero() {
         return Err((s.span(), "a duration must be more than zero".into()));
     }
+    if d > max {
+        return Err((
+            s.span(),
+            format!(
+                "{:?} is longer than this key allows: at most {:?}",
+                s.get_ref(),
+                short(max)
+            ),
+        ));
+    }
     Ok(d)
 }
 
-fn positive<T>(value: &Option<Spanned<T>>, default: T) -> Result<T, Invalid>
-where
-    T: Copy + PartialOrd + Default + std::fmt::Display,
-{
-    match value {
-        None => Ok(default),
-        Some(v) if *v.get_ref() > T::default() => Ok(*v.get_ref()),
-        Some(v) => Err((
-            v.span(),
-            format!("must be more than zero, not {}", v.get_ref()),
-        )),
+/// A bound as an operator writes it: "36500d", "1h", "90s".
+fn short(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        s if s % DAY == 0 => format!("{}d", s / DAY),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s => format!("{s}s"),
     }
 }
 
-fn bounded(
-    value: &Option<Spanned<usize>>,
-    default: usize,
-    min: usize,
-    max: usize,
-) -> Result<usize, Invalid> {
+/// A number key within `min..=max`.
+fn bounded<T>(value: &Option<Spanned<T>>, default: T, min: T, max: T) -> Result<T, Invalid>
+where
+    T: Copy + PartialOrd + std::fmt::Display,
+{
     match value {
         None => Ok(default),
         Some(v) if (min..=max).contains(v.get_ref()) => Ok(*v.get_ref()),
@@ -454,6 +492,9 @@ mod raw {
         pub base_url: Option<Spanned<String>>,
         pub title: Option<String>,
         pub admin_token_env: Option<String>,
+        pub header_timeout: Option<Spanned<String>>,
+        pub idle_timeout: Option<Spanned<String>>,
+        pub max_connections: Option<Spanned<usize>>,
     }
 
     #[derive(Deserialize, Default)]
@@ -594,7 +635,43 @@ mod tests {
             (
                 "[poll]\nconcurrency = 0\n",
                 "feeds.toml:2:15:",
-                "more than zero",
+                "between 1 and",
+            ),
+            // Values that once passed and then panicked or emptied the store.
+            (
+                "[storage]\nretention = \"400y\"\n",
+                "feeds.toml:2:13:",
+                "at most \"36500d\"",
+            ),
+            (
+                "[poll]\ninterval = \"300000y\"\n",
+                "feeds.toml:2:12:",
+                "longer than this key allows",
+            ),
+            (
+                "[poll]\nmin_interval = \"300000y\"\n",
+                "feeds.toml:2:16:",
+                "longer than",
+            ),
+            (
+                "[[feed]]\nid = \"a\"\nurl = \"a.rss\"\ninterval = \"2y\"\n",
+                "feeds.toml:4:12:",
+                "longer than",
+            ),
+            (
+                "[storage]\ncache_bytes = 1\n",
+                "feeds.toml:2:15:",
+                "between 1048576 and",
+            ),
+            (
+                "[poll]\nmax_body_bytes = 0\n",
+                "feeds.toml:2:18:",
+                "between 1024 and",
+            ),
+            (
+                "[server]\nheader_timeout = \"2h\"\n",
+                "feeds.toml:2:18:",
+                "longer than",
             ),
         ];
         for (text, location, words) in cases {

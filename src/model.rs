@@ -7,6 +7,24 @@ use serde::{Deserialize, Serialize};
 /// A point in time, always UTC.
 pub type Timestamp = DateTime<Utc>;
 
+/// `t + d`, or the latest time chrono can hold when that overflows: time
+/// arithmetic on input (config durations, query parameters, server hints)
+/// saturates instead of panicking.
+pub fn later(t: Timestamp, d: std::time::Duration) -> Timestamp {
+    chrono::TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `t - d`, or the earliest time chrono can hold when that overflows.
+pub fn earlier(t: Timestamp, d: std::time::Duration) -> Timestamp {
+    chrono::TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// One entry of a feed document as the parser saw it, before identity and
 /// dedupe: links are absolute, text fields are what the feed said.
 #[derive(Debug, Clone, Default, PartialEq)]

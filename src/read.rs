@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::config::{Config, MAX_LIMIT, Source};
-use crate::model::{FeedState, Item, RecentComment, Timestamp};
+use crate::model::{FeedState, Item, RecentComment, Timestamp, earlier};
 use crate::render::digest::{DigestInput, FeedHealth, digest};
 use crate::render::{Directory, FeedInfo};
 use crate::store::{Store, StoreError};
@@ -91,15 +91,19 @@ pub fn limit(raw: Option<&str>, default: usize) -> Result<usize, ReadError> {
 }
 
 /// `since`: an RFC 3339 time, or a duration back from `now` ("24h", "7d").
+/// No story was stored before 1970, so an earlier time (or a duration
+/// reaching past it) is read as the epoch: every answer is a time the
+/// digest can print as RFC 3339.
 pub fn since(raw: Option<&str>, now: Timestamp) -> Result<Timestamp, ReadError> {
     let Some(raw) = raw.map(str::trim) else {
-        return Ok(now - chrono::Duration::from_std(DIGEST_DEFAULT_WINDOW).expect("small"));
+        return Ok(earlier(now, DIGEST_DEFAULT_WINDOW));
     };
+    let epoch = chrono::DateTime::UNIX_EPOCH;
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
-        return Ok(t.with_timezone(&chrono::Utc));
+        return Ok(t.with_timezone(&chrono::Utc).max(epoch));
     }
     match humantime::parse_duration(raw) {
-        Ok(d) => Ok(now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)),
+        Ok(d) => Ok(earlier(now, d).max(epoch)),
         Err(_) => Err(ReadError::BadRequest(format!(
             "since must be an RFC 3339 time like \"2026-11-20T08:00:00Z\" or a duration like \"24h\" or \"7d\", not {raw:?}"
         ))),
@@ -234,6 +238,14 @@ mod tests {
             Err(ReadError::BadRequest(_))
         ));
         assert!(matches!(limit(Some("0"), 5), Err(ReadError::BadRequest(_))));
+        // Far back, by time or by duration, is the epoch; never a panic.
+        for far in ["1600-01-01T00:00:00Z", "500y", "350y", "300000y"] {
+            assert_eq!(
+                since(Some(far), now).unwrap(),
+                chrono::DateTime::UNIX_EPOCH,
+                "{far}"
+            );
+        }
         assert_eq!(limit(None, 5).unwrap(), 5);
     }
 }

@@ -1,23 +1,183 @@
-//! Pure text helpers shared by the stages: feed HTML to plain text, and
-//! excerpts cut at a word boundary.
+//! Pure text helpers shared by the stages: feed HTML made safe and bounded
+//! once (at ingest), feed HTML to plain text, excerpts cut at a word
+//! boundary, and the characters XML cannot carry.
+//!
+//! Every function here is linear in its input, whatever the input: HTML is
+//! cut to [`MAX_HTML_BYTES`] and markup nested deeper than
+//! [`MAX_HTML_DEPTH`] is read as text, because an HTML tree builder's cost
+//! grows with the square of the nesting depth.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
+
+/// Longest HTML kept for a story's summary or its content, in bytes; the
+/// rest is cut (at a character boundary, then the sanitizer closes what
+/// the cut left open).
+pub const MAX_HTML_BYTES: usize = 512 * 1024;
+/// Deepest element nesting kept as markup. A document nested deeper keeps
+/// its words as plain text in one paragraph.
+pub const MAX_HTML_DEPTH: usize = 128;
+/// Excerpts (digest and river summaries, comment texts) are made from at
+/// most this many bytes of HTML: a 400-character excerpt never needs more,
+/// and a request never reads a whole story to make one.
+pub const EXCERPT_SOURCE_BYTES: usize = 16 * 1024;
 
 /// A sanitizer that keeps no tags at all: what is left is text (with
 /// entities still escaped). `script` and `style` lose their content too.
 static STRIP_ALL: LazyLock<ammonia::Builder<'static>> = LazyLock::new(ammonia::Builder::empty);
 
+/// The sanitizer stories' HTML goes through: no scripts, no event
+/// handlers, no `javascript:` URLs, links marked `nofollow`.
+static CLEANER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
+    let mut b = ammonia::Builder::default();
+    b.link_rel(Some("noopener noreferrer nofollow"));
+    b
+});
+
+/// Feed HTML made safe to store and republish, bounded in size and depth.
+/// Runs once per story version, at ingest; outputs carry the result as is.
+pub fn clean_html(html: &str) -> String {
+    let html = cut_bytes(html, MAX_HTML_BYTES);
+    if nesting_depth(html) > MAX_HTML_DEPTH {
+        let text = collapse_whitespace(&html_escape::decode_html_entities(&strip_tags(html)));
+        return format!("<p>{}</p>", html_escape::encode_text(&text));
+    }
+    xml_chars(&CLEANER.clean(html).to_string()).into_owned()
+}
+
 /// Turns feed HTML into plain text: tags removed, entities decoded,
-/// whitespace collapsed. Text without `<` or `&` is only collapsed, which is
-/// the common case for titles and cheap.
+/// whitespace collapsed. Text without `<` is only decoded and collapsed,
+/// which is the common case for titles and cheap.
 pub fn html_to_text(html: &str) -> String {
+    let html = cut_bytes(html, MAX_HTML_BYTES);
     if !html.contains('<') {
         // No markup: only entities to decode (titles often hold `&#8217;`).
         return collapse_whitespace(&html_escape::decode_html_entities(html));
     }
-    let stripped = STRIP_ALL.clean(html).to_string();
+    let stripped = if nesting_depth(html) > MAX_HTML_DEPTH {
+        strip_tags(html)
+    } else {
+        STRIP_ALL.clean(html).to_string()
+    };
     let decoded = html_escape::decode_html_entities(&stripped);
     collapse_whitespace(&decoded)
+}
+
+/// A plain-text excerpt of feed HTML, from its first
+/// [`EXCERPT_SOURCE_BYTES`] only.
+pub fn html_excerpt(html: &str, max_chars: usize) -> String {
+    excerpt(
+        &html_to_text(cut_bytes(html, EXCERPT_SOURCE_BYTES)),
+        max_chars,
+    )
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+pub fn cut_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// At most `max` characters of `s`.
+pub fn cut_chars(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Whether XML 1.0 can carry `c` at all, escaped or not.
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// `s` without the characters XML 1.0 forbids (NUL and the other C0
+/// controls but tab and newlines, U+FFFE, U+FFFF): no parser accepts a
+/// document that holds one, not even as a character reference.
+pub fn xml_chars(s: &str) -> Cow<'_, str> {
+    if s.chars().all(xml_char) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(s.chars().filter(|&c| xml_char(c)).collect())
+    }
+}
+
+/// Elements that never nest in the tree an HTML parser builds: void
+/// elements, and those whose start closes an open one of their kind.
+const FLAT: &[&str] = &[
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
+    "wbr", "p", "li", "dt", "dd", "option", "tr", "td", "th",
+];
+
+/// How deep the elements of `html` nest, as an HTML parser would count
+/// them, roughly: start tags minus end tags, void and self-closing
+/// elements left out. One pass, no allocation.
+pub fn nesting_depth(html: &str) -> usize {
+    let b = html.as_bytes();
+    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
+        i += off + 1;
+        let rest = &b[i..];
+        if rest.starts_with(b"!--") {
+            i += find(&rest[3..], b"-->").map_or(rest.len(), |e| e + 6);
+            continue;
+        }
+        let close = rest.first() == Some(&b'/');
+        let name_at = usize::from(close);
+        let name_len = rest[name_at..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .count();
+        if name_len == 0 {
+            continue;
+        }
+        let name = &rest[name_at..name_at + name_len];
+        let end = rest.iter().position(|&c| c == b'>').unwrap_or(rest.len());
+        i += end;
+        let flat = FLAT.iter().any(|f| f.as_bytes().eq_ignore_ascii_case(name));
+        if close {
+            if !flat {
+                depth = depth.saturating_sub(1);
+            }
+        } else if !flat && !rest[..end].ends_with(b"/") {
+            depth += 1;
+            deepest = deepest.max(depth);
+        }
+    }
+    deepest
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The text of `html` with every tag and comment left out, entities kept
+/// as they are. A linear scan, for markup too deep to parse.
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        out.push(' ');
+        let tail = &rest[start..];
+        let end = if tail.starts_with("<!--") {
+            tail.find("-->").map(|e| e + 3)
+        } else {
+            tail.find('>').map(|e| e + 1)
+        };
+        rest = match end {
+            Some(e) => &tail[e..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
 }
 
 pub fn collapse_whitespace(s: &str) -> String {
@@ -78,6 +238,44 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(html_to_text(input), want, "input {input:?}");
         }
+    }
+
+    #[test]
+    fn deep_markup_is_kept_as_text_in_linear_time() {
+        let deep = format!(
+            "{}words here{}",
+            "<div>".repeat(100_000),
+            "</div>".repeat(100_000)
+        );
+        assert_eq!(nesting_depth(&deep), 100_000);
+        let clean = clean_html(&deep);
+        assert_eq!(clean, "<p>words here</p>");
+        assert_eq!(html_to_text(&deep), "words here");
+        // Markup that only looks deep is not flattened.
+        let flat = "<p>a<p>b<br><img src=x><ul><li>c<li>d</ul>".repeat(500);
+        assert!(nesting_depth(&flat) <= 2, "{}", nesting_depth(&flat));
+        assert!(clean_html(&flat).contains("<li>"));
+        assert_eq!(nesting_depth("<!-- <div><div> --><b>x</b>"), 1);
+    }
+
+    #[test]
+    fn stored_html_is_bounded_and_safe() {
+        let big = format!("<p>{}</p>", "é".repeat(MAX_HTML_BYTES));
+        let clean = clean_html(&big);
+        assert!(clean.len() <= MAX_HTML_BYTES + 16, "{}", clean.len());
+        assert!(clean.ends_with("</p>"));
+        let hostile = "<p onclick=\"x()\">a\u{0}b<script>alert(1)</script><a href=\"javascript:y()\">c</a></p>";
+        let clean = clean_html(hostile);
+        assert!(
+            !clean.contains("onclick")
+                && !clean.contains("script")
+                && !clean.contains("javascript")
+        );
+        assert!(!clean.contains('\u{0}'), "{clean:?}");
+        assert_eq!(xml_chars("a\u{0}\u{b}\u{FFFE}b\tc"), "ab\tc");
+        assert!(matches!(xml_chars("plain"), Cow::Borrowed(_)));
+        assert_eq!(cut_chars("héllo", 2), "hé");
+        assert_eq!(cut_bytes("héllo", 2), "h");
     }
 
     #[test]

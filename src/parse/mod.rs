@@ -209,9 +209,16 @@ fn text(t: &Text) -> String {
 /// Resolves a link from feed content against the document's URL. Only
 /// http(s) links survive: a `javascript:` or `data:` link is an attack, and
 /// a `file:` link (a relative link in a local demo file) leads nowhere.
+/// Credentials in a link (`user:password@`) are dropped: republished, they
+/// would hand them to every reader.
 fn resolve(base: &Url, href: &str) -> Option<String> {
-    let url = base.join(href.trim()).ok()?;
-    matches!(url.scheme(), "http" | "https").then(|| url.into())
+    let mut url = base.join(href.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Some(url.into())
 }
 
 fn looks_like_html(body: &[u8]) -> bool {
@@ -258,6 +265,13 @@ mod tests {
         let feed = parse_feed(rss, &base(), None).unwrap();
         assert_eq!(feed.entries[0].link, None);
         assert_eq!(feed.entries[0].comments.page_url, None);
+        let rss = br#"<rss version="2.0"><channel><title>T</title>
+<item><title>A</title><link>https://editor:hunter2@cars.example/a</link></item></channel></rss>"#;
+        let feed = parse_feed(rss, &base(), None).unwrap();
+        assert_eq!(
+            feed.entries[0].link.as_deref(),
+            Some("https://cars.example/a")
+        );
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct Pipeline {
 pub struct PollOptions {
     pub comments: comments::CommentOptions,
     pub politeness: schedule::Politeness,
+    /// Stories taken from one document, the newest first: a feed keeps no
+    /// more than `[storage].max_items_per_feed`, so taking more is waste.
+    pub max_items_per_document: usize,
 }
 
 impl From<&crate::config::Config> for PollOptions {
@@ -46,6 +49,7 @@ impl From<&crate::config::Config> for PollOptions {
                 min_interval: c.poll.min_interval,
                 max_interval: c.poll.max_interval,
             },
+            max_items_per_document: c.storage.max_items_per_feed,
         }
     }
 }

@@ -191,7 +191,12 @@ async fn poll(
         Fetched::Document(doc) => doc,
     };
     let parsed = parse::parse_feed(&doc.body, &doc.url, doc.content_type.as_deref())?;
-    let candidates = normalize::candidates(&feed.id, parsed.entries);
+    let candidates = normalize::candidates(
+        &feed.id,
+        parsed.entries,
+        options.max_items_per_document,
+        now,
+    );
     // Cache headers, RSS <ttl> and sy:updatePeriod: the longest is a floor.
     let hint = doc.hints.fresh_for.max(parsed.update_every);
     succeed(state, feed, politeness, hint, now);

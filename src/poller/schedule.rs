@@ -52,16 +52,19 @@ impl Politeness {
         hint: Option<Duration>,
     ) -> Timestamp {
         let jitter = 1.0 + JITTER * (2.0 * fastrand::f64() - 1.0);
+        // In floating point: a `Duration` multiplied past its range would
+        // panic, and a long interval doubled sixteen times gets near it.
+        let jittered =
+            |d: Duration| Duration::try_from_secs_f64(d.as_secs_f64() * jitter).unwrap_or(d);
         let base = if failures == 0 {
-            interval.mul_f64(jitter)
+            jittered(interval)
         } else {
             let factor = 1u32 << (failures - 1).min(16);
-            let cap = MAX_BACKOFF.max(interval);
-            interval.saturating_mul(factor).mul_f64(jitter).min(cap)
+            jittered(interval.saturating_mul(factor)).min(MAX_BACKOFF.max(interval))
         };
         let asked = hint.map_or(Duration::ZERO, |h| h.min(self.max_interval.max(interval)));
         let wait = base.max(self.min_interval).max(asked);
-        now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::days(1))
+        crate::model::later(now, wait)
     }
 }
 

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use atom_syndication::extension::{Extension, ExtensionMap};
 use atom_syndication::{Category, Content, Entry, Feed, Generator, Link, Person, Source, Text};
 
-use super::{Channel, Directory, NS_THREAD, feed_info, newest, safe_html};
+use super::{Channel, Directory, NS_THREAD, date, feed_info, newest};
 use crate::model::Item;
 
 /// An Atom 1.0 document (RFC 4287) with RFC 4685 comment counts.
@@ -31,16 +31,12 @@ pub fn atom(channel: &Channel, items: &[Item], feeds: &Directory) -> String {
         namespaces,
         ..Default::default()
     };
-    feed.to_string()
+    crate::text::xml_chars(&feed.to_string()).into_owned()
 }
 
 fn entry(item: &Item, feeds: &Directory) -> Entry {
-    let published = item.published.map(|t| t.fixed_offset());
-    let updated = item
-        .updated
-        .or(item.published)
-        .unwrap_or(item.first_seen)
-        .fixed_offset();
+    let published = item.published.map(|t| date(t).fixed_offset());
+    let updated = date(item.updated.or(item.published).unwrap_or(item.first_seen)).fixed_offset();
     let mut links = Vec::new();
     if let Some(href) = &item.link {
         links.push(link(href, "alternate", Some("text/html")));
@@ -87,9 +83,9 @@ fn entry(item: &Item, feeds: &Directory) -> Entry {
             })
             .collect(),
         links,
-        summary: item.summary.as_deref().map(|s| Text::html(safe_html(s))),
+        summary: item.summary.clone().map(Text::html),
         content: item.content.as_deref().map(|c| Content {
-            value: Some(safe_html(c)),
+            value: Some(c.to_string()),
             content_type: Some("html".into()),
             ..Default::default()
         }),

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{CommentView, Directory, feed_info};
 use crate::model::{Item, RecentComment, Timestamp};
-use crate::text::{excerpt, html_to_text};
+use crate::text::html_excerpt;
 
 pub const DIGEST_VERSION: u32 = 1;
 /// Stories named in `most_discussed`, at most.
@@ -127,12 +127,7 @@ pub fn digest<'a>(input: &'a DigestInput<'a>) -> Digest<'a> {
 }
 
 fn digest_item<'a>(i: &'a Item, input: &DigestInput<'_>) -> DigestItem<'a> {
-    let text = i
-        .summary
-        .as_deref()
-        .or(i.content.as_deref())
-        .map(html_to_text)
-        .unwrap_or_default();
+    let html = i.summary.as_deref().or(i.content.as_deref());
     DigestItem {
         id: i.id.to_hex(),
         title: &i.title,
@@ -141,9 +136,9 @@ fn digest_item<'a>(i: &'a Item, input: &DigestInput<'_>) -> DigestItem<'a> {
         feed_title: feed_info(input.directory, &i.feed).title,
         groups: (input.groups)(&i.feed),
         authors: &i.authors,
-        published: i.published,
-        first_seen: i.first_seen,
-        summary: excerpt(&text, SUMMARY_CHARS),
+        published: i.published.map(super::date),
+        first_seen: super::date(i.first_seen),
+        summary: html.map_or_else(String::new, |h| html_excerpt(h, SUMMARY_CHARS)),
         image: i.image.as_deref(),
         categories: &i.categories,
         comment_count: i.comments.count,

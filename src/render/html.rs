@@ -6,7 +6,7 @@ use askama::Template;
 
 use super::{Directory, feed_info};
 use crate::model::{Item, RecentComment};
-use crate::text::{excerpt, html_to_text};
+use crate::text::html_excerpt;
 
 /// Characters of a story's summary on the page.
 pub const SUMMARY_CHARS: usize = 280;
@@ -144,13 +144,8 @@ pub fn river(input: &RiverInput<'_>) -> String {
 }
 
 fn story(item: &Item, directory: &Directory) -> Story {
-    let t = item.sort_time();
-    let text = item
-        .summary
-        .as_deref()
-        .or(item.content.as_deref())
-        .map(html_to_text)
-        .unwrap_or_default();
+    let t = super::date(item.sort_time());
+    let html = item.summary.as_deref().or(item.content.as_deref());
     Story {
         title: item.title.clone(),
         url: item.link.clone(),
@@ -158,7 +153,7 @@ fn story(item: &Item, directory: &Directory) -> Story {
         author: item.authors.first().cloned(),
         time_iso: t.to_rfc3339(),
         time_label: t.format("%H:%M").to_string(),
-        summary: excerpt(&text, SUMMARY_CHARS),
+        summary: html.map_or_else(String::new, |h| html_excerpt(h, SUMMARY_CHARS)),
         comment_count: item.comments.count,
         comments_href: item
             .comments

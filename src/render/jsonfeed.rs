@@ -1,6 +1,6 @@
 use serde::Serialize;
 
-use super::{Channel, Directory, feed_info, safe_html};
+use super::{Channel, Directory, date, feed_info};
 use crate::model::{Comment, Item, Timestamp};
 
 /// A JSON Feed 1.1 document; Paddock's additions live under `_paddock`, as
@@ -79,7 +79,7 @@ impl<'a> From<&'a Comment> for CommentView<'a> {
             author: c.author.as_deref(),
             text: &c.text,
             url: c.url.as_deref(),
-            published: c.published,
+            published: c.published.map(date),
         }
     }
 }
@@ -91,21 +91,21 @@ fn entry<'a>(item: &'a Item, feeds: &Directory) -> Entry<'a> {
         url: item.link.as_deref(),
         title: &item.title,
         // JSON Feed requires content_html or content_text.
-        content_html: Some(content.map(safe_html).unwrap_or_default()),
+        content_html: Some(content.unwrap_or_default().to_string()),
         summary: item
             .summary
             .as_deref()
-            .map(|s| crate::text::excerpt(&crate::text::html_to_text(s), 400)),
+            .map(|s| crate::text::html_excerpt(s, 400)),
         image: item.image.as_deref(),
-        date_published: item.published,
-        date_modified: item.updated,
+        date_published: item.published.map(date),
+        date_modified: item.updated.map(date),
         authors: item.authors.iter().map(|a| Author { name: a }).collect(),
         tags: &item.categories,
         _paddock: Extension {
             feed: &item.feed,
             feed_title: feed_info(feeds, &item.feed).title,
             also_in: &item.also_in,
-            first_seen: item.first_seen,
+            first_seen: date(item.first_seen),
             comment_count: item.comments.count,
             comments_url: item
                 .comments

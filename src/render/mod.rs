@@ -45,24 +45,31 @@ pub struct FeedInfo {
 
 pub type Directory = HashMap<String, FeedInfo>;
 
-/// Feed HTML made safe to republish: no scripts, no event handlers, no
-/// `javascript:` URLs. Readers sanitize too, but we do not rely on it.
-pub fn safe_html(html: &str) -> String {
-    static CLEANER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
-        let mut b = ammonia::Builder::default();
-        b.link_rel(Some("noopener noreferrer nofollow"));
-        b
+/// A time every output format can say: RFC 2822 and RFC 3339 have
+/// four-digit years. Stories are stored with believable dates (see
+/// `normalize::tidy`); this keeps a renderer total whatever it is given.
+pub fn date(t: Timestamp) -> Timestamp {
+    static FIRST: LazyLock<Timestamp> = LazyLock::new(|| {
+        chrono::DateTime::parse_from_rfc3339("0001-01-01T00:00:00Z")
+            .expect("a valid time")
+            .to_utc()
     });
-    CLEANER.clean(html).to_string()
+    static LAST: LazyLock<Timestamp> = LazyLock::new(|| {
+        chrono::DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z")
+            .expect("a valid time")
+            .to_utc()
+    });
+    t.clamp(*FIRST, *LAST)
 }
 
 /// The newest change among `items`, for the channel's `updated`.
 fn newest(items: &[Item], fallback: Timestamp) -> Timestamp {
-    items
+    let newest = items
         .iter()
         .map(|i| i.updated.unwrap_or(i.sort_time()).max(i.last_changed))
         .max()
-        .unwrap_or(fallback)
+        .unwrap_or(fallback);
+    date(newest)
 }
 
 fn feed_info(feeds: &Directory, id: &str) -> FeedInfo {
@@ -113,10 +120,13 @@ pub(crate) mod testing {
             title: "Infiniti Production To Leave Japan & <Go> West".into(),
             link: Some("https://www.thetruthaboutcars.com/2012/04/infiniti/".into()),
             authors: vec!["Bertel Schmitt".into()],
-            summary: Some("<p>Nissan’s upscale <script>alert(1)</script>cars</p>".into()),
-            content: Some(
-                "<p onclick=\"x()\">Full <a href=\"javascript:alert(2)\">story</a></p>".into(),
-            ),
+            // As stored: sanitized at ingest (see `text::clean_html`).
+            summary: Some(crate::text::clean_html(
+                "<p>Nissan’s upscale <script>alert(1)</script>cars</p>",
+            )),
+            content: Some(crate::text::clean_html(
+                "<p onclick=\"x()\">Full <a href=\"javascript:alert(2)\">story</a></p>",
+            )),
             published: Some(t),
             updated: None,
             first_seen: t,

@@ -5,7 +5,7 @@ use rss::extension::dublincore::DublinCoreExtension;
 use rss::extension::{Extension, ExtensionMap};
 use rss::{Category, Guid, Source};
 
-use super::{Channel, Directory, NS_SLASH, NS_WFW, feed_info, newest, safe_html};
+use super::{Channel, Directory, NS_SLASH, NS_WFW, date, feed_info, newest};
 use crate::model::Item;
 
 /// An RSS 2.0 document with `slash:comments` and `wfw:commentRss`.
@@ -31,7 +31,7 @@ pub fn rss(channel: &Channel, items: &[Item], feeds: &Directory) -> String {
         namespaces,
         ..Default::default()
     };
-    ch.to_string()
+    crate::text::xml_chars(&ch.to_string()).into_owned()
 }
 
 fn rss_item(item: &Item, feeds: &Directory) -> rss::Item {
@@ -55,12 +55,8 @@ fn rss_item(item: &Item, feeds: &Directory) -> rss::Item {
     rss::Item {
         title: Some(item.title.clone()),
         link: item.link.clone(),
-        description: item
-            .summary
-            .as_deref()
-            .or(item.content.as_deref())
-            .map(safe_html),
-        content: item.content.as_deref().map(safe_html),
+        description: item.summary.clone().or_else(|| item.content.clone()),
+        content: item.content.clone(),
         // `<author>` must be an e-mail address; names go in `dc:creator`.
         dublin_core_ext: (!item.authors.is_empty()).then(|| DublinCoreExtension {
             creators: item.authors.clone(),
@@ -83,7 +79,7 @@ fn rss_item(item: &Item, feeds: &Directory) -> rss::Item {
             value: item.id.urn(),
             permalink: false,
         }),
-        pub_date: Some(item.published.unwrap_or(item.first_seen).to_rfc2822()),
+        pub_date: Some(date(item.published.unwrap_or(item.first_seen)).to_rfc2822()),
         source: (!source.url.is_empty()).then(|| Source {
             url: source.url.clone(),
             title: Some(source.title.clone()),

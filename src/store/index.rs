@@ -61,9 +61,7 @@ impl Head {
     }
 }
 
-pub(super) fn nanos(t: crate::model::Timestamp) -> i64 {
-    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
-}
+pub(super) use super::keys::nanos;
 
 /// The cross-feed dedupe key of a canonical link: 8 bytes of its SHA-256,
 /// stable across builds. Where a collision would merge two stories, the

@@ -60,7 +60,18 @@ pub fn unordered(bytes: &[u8]) -> Option<i64> {
 /// Nanoseconds (first_seen is unique per story, to the nanosecond), sign
 /// bit flipped, big-endian.
 pub fn time_ns(t: Timestamp) -> [u8; 8] {
-    ordered(t.timestamp_nanos_opt().unwrap_or(i64::MAX))
+    ordered(nanos(t))
+}
+
+/// Nanoseconds since the epoch, saturating on the side the time is on: a
+/// time before 1677 is `i64::MIN`, after 2262 `i64::MAX`, so order holds
+/// for every time a query or a config can name.
+pub fn nanos(t: Timestamp) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }
 
 pub fn decode_time_ns(bytes: &[u8]) -> Option<Timestamp> {
@@ -170,5 +181,15 @@ mod tests {
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn nanosecond_keys_saturate_on_their_own_side() {
+        let old = chrono::Utc.with_ymd_and_hms(1600, 1, 1, 0, 0, 0).unwrap();
+        let far = chrono::Utc.with_ymd_and_hms(3000, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(nanos(old), i64::MIN);
+        assert_eq!(nanos(far), i64::MAX);
+        assert!(time_ns(old) < time_ns(chrono::DateTime::UNIX_EPOCH));
+        assert!(time_ns(far) > time_ns(chrono::Utc::now()));
     }
 }

@@ -10,6 +10,35 @@ use super::index::{Head, encode_group, link_hash};
 use super::{SCHEMA_VERSION, StoreError, decode_item, encode_item, keys, story_key};
 use crate::model::ItemId;
 
+/// Set once every stored story's HTML has been sanitized and bounded as
+/// ingest now does it (`normalize::tidy_stored`). A store written before
+/// that is cleaned at its first open, once; a new store is born clean.
+pub(super) const CLEAN: &[u8] = b"m:clean";
+
+/// Cleans every stored story unless the store is marked clean, then marks
+/// it. Heads do not change (links and dates are left alone), and a crash
+/// part-way through only means the pass runs again.
+pub(super) fn clean_stories(tree: &sled::Tree) -> Result<usize, StoreError> {
+    if tree.get(CLEAN)?.is_some() {
+        return Ok(0);
+    }
+    let mut batch = sled::Batch::default();
+    let mut n = 0;
+    for entry in tree.scan_prefix(keys::ITEM) {
+        let (key, value) = entry?;
+        let mut item = decode_item(&value)?;
+        crate::normalize::tidy_stored(&mut item);
+        batch.insert(key, encode_item(&item)?);
+        n += 1;
+        if n % BATCH == 0 {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+        }
+    }
+    batch.insert(CLEAN, b"1".as_slice());
+    tree.apply_batch(batch)?;
+    Ok(n)
+}
+
 /// Values written or keys removed per atomic batch.
 const BATCH: usize = 1000;
 /// A schema 1 story key: `i:` and a 16-byte id (schema 2's hold 8 bytes).

@@ -28,7 +28,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    Candidate, CountSource, FeedState, IngestReport, Item, ItemId, Timestamp, Validators,
+    Candidate, CountSource, FeedState, IngestReport, Item, ItemId, Timestamp, Validators, later,
 };
 
 /// How long [`Store::open`] waits for a store that is locked.
@@ -139,6 +139,7 @@ impl Store {
         match tree.get(keys::SCHEMA)? {
             None => {
                 tree.insert(keys::SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
+                tree.insert(migrate::CLEAN, b"1".as_slice())?;
             }
             Some(v) if v.as_ref() == SCHEMA_VERSION.to_string().as_bytes() => {}
             Some(v) if v.as_ref() == b"1" => migrate::from_v1(&tree)?,
@@ -151,6 +152,13 @@ impl Store {
             }
         }
         migrate::drop_v1_indexes(&tree)?;
+        let cleaned = migrate::clean_stories(&tree)?;
+        if cleaned > 0 {
+            tracing::info!(
+                stories = cleaned,
+                "stored stories' HTML sanitized once, as ingest now does"
+            );
+        }
         let index = Index::load(&tree)?;
         // first_seen stamps only grow, across restarts too.
         let last_stamp = index
@@ -442,6 +450,9 @@ impl Store {
         let (since, until) = (index::nanos(since), index::nanos(until));
         let mut out = Vec::new();
         let mut next = None;
+        if since >= until {
+            return Ok((out, next));
+        }
         self.walk(
             |index, after| {
                 let from = after.map_or(Bound::Included(since), Bound::Excluded);
@@ -717,7 +728,8 @@ fn prepare(feed: &str, c: Candidate, encode: bool, now: Timestamp) -> Result<Pre
 /// A `first_seen` later than every one handed out before, so that stories
 /// have a strict order and a digest cursor never splits a batch.
 fn stamp(last: &mut Timestamp) -> Timestamp {
-    let t = chrono::Utc::now().max(*last + chrono::Duration::nanoseconds(1));
+    let next = later(*last, Duration::from_nanos(1));
+    let t = chrono::Utc::now().max(next);
     *last = t;
     t
 }

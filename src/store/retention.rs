@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::index::{Edits, Head, nanos};
 use super::{Store, StoreError, keys};
-use crate::model::{ItemId, Timestamp};
+use crate::model::{ItemId, Timestamp, earlier};
 
 /// How long a tombstone outlives its story. A feed that still lists a
 /// story this long after it was pruned would bring it back as new.
@@ -63,7 +63,7 @@ impl Store {
         report.tombstones_expired = self.expire(
             keys::PRUNED,
             keys::tombstone_time,
-            now - chrono::Duration::from_std(TOMBSTONE_KEEP).expect("a year"),
+            earlier(now, TOMBSTONE_KEEP),
             |edits, key, value| {
                 if let Some(id) = keys::id_suffix(key) {
                     edits.expire(id, keys::tombstone_link(value));
