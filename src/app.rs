@@ -14,7 +14,7 @@ use crate::fetch::Fetcher;
 use crate::metrics::Metrics;
 use crate::poller::PollReport;
 use crate::poller::schedule::Limits;
-use crate::poller::{Pipeline, PollOptions, Poller};
+use crate::poller::{InFlight, Pipeline, PollOptions, Poller};
 use crate::server::{self, AppState};
 use crate::store::Store;
 
@@ -32,11 +32,16 @@ pub fn pipeline(config: &Config) -> anyhow::Result<Pipeline> {
         &config.storage.path,
         config.storage.cache_bytes,
     )?);
-    rebuild(config, store, Arc::default())
+    rebuild(config, store, Arc::default(), Arc::default())
 }
 
 /// A pipeline on an open store, with settings from `config`.
-fn rebuild(config: &Config, store: Arc<Store>, metrics: Arc<Metrics>) -> anyhow::Result<Pipeline> {
+fn rebuild(
+    config: &Config,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    in_flight: InFlight,
+) -> anyhow::Result<Pipeline> {
     store.set_recent_comments(config.output.recent_comments);
     Ok(Pipeline {
         store,
@@ -44,6 +49,7 @@ fn rebuild(config: &Config, store: Arc<Store>, metrics: Arc<Metrics>) -> anyhow:
         limits: Arc::new(Limits::new(config.poll.concurrency, config.poll.per_host)),
         options: PollOptions::from(config),
         metrics,
+        in_flight,
     })
 }
 
@@ -51,8 +57,17 @@ fn rebuild(config: &Config, store: Arc<Store>, metrics: Arc<Metrics>) -> anyhow:
 pub enum Control {
     /// Re-read the config file; answers with the error sentence if it is bad.
     Reload(oneshot::Sender<Result<(), String>>),
-    /// Poll one feed now.
-    Refresh(String, oneshot::Sender<Result<PollReport, String>>),
+    /// Poll one feed now, or join its poll in flight: the channel its
+    /// report arrives on, and whether a poll was already in flight.
+    Refresh(String, oneshot::Sender<Result<Refreshing, String>>),
+}
+
+/// A refresh under way.
+pub struct Refreshing {
+    /// Where the poll's report arrives.
+    pub report: tokio::sync::watch::Receiver<Option<PollReport>>,
+    /// A poll of the feed was already in flight, and this joined it.
+    pub joined: bool,
 }
 
 /// Runs the daemon on `listener` until `shutdown` is cancelled: polls on
@@ -118,15 +133,14 @@ pub async fn run(
                     let _ = reply.send(result);
                 }
                 Control::Refresh(id, reply) => {
-                    let feed = config.load().feed(&id).cloned();
-                    let pipeline = poller.pipeline().clone();
-                    tokio::spawn(async move {
-                        let result = match feed {
-                            Some(feed) => Ok(pipeline.poll(&feed).await),
-                            None => Err(format!("no feed with id {id:?}")),
-                        };
-                        let _ = reply.send(result);
-                    });
+                    let result = match config.load().feed(&id) {
+                        Some(feed) => {
+                            let (report, started) = poller.pipeline().start(feed);
+                            Ok(Refreshing { report, joined: !started })
+                        }
+                        None => Err(format!("no feed with id {id:?}")),
+                    };
+                    let _ = reply.send(result);
                 }
             },
         }
@@ -167,7 +181,8 @@ pub fn reload(config: &ArcSwap<Config>, poller: &mut Poller) -> Result<(), Confi
     }
     if new.poll != old.poll || new.output != old.output {
         let current = poller.pipeline();
-        match rebuild(&new, current.store.clone(), current.metrics.clone()) {
+        let (store, metrics) = (current.store.clone(), current.metrics.clone());
+        match rebuild(&new, store, metrics, current.in_flight.clone()) {
             Ok(pipeline) => poller.reconfigure(pipeline, &new.feeds),
             Err(e) => {
                 tracing::error!(error = %e, "cannot apply the new [poll] settings; keeping the old ones")
@@ -200,12 +215,20 @@ async fn retain(store: Arc<Store>, config: Arc<ArcSwap<Config>>, stop: Cancellat
         })
         .await;
         match pass {
-            Ok(Ok(p)) if p.old + p.over_limit + p.tombstones_expired + p.waiting_comments > 0 => {
+            Ok(Ok(p))
+                if p.old
+                    + p.over_limit
+                    + p.tombstones_expired
+                    + p.waiting_comments
+                    + p.comments
+                    > 0 =>
+            {
                 tracing::info!(
                     old = p.old,
                     over_limit = p.over_limit,
                     tombstones = p.tombstones_expired,
                     waiting_comments = p.waiting_comments,
+                    comments = p.comments,
                     "retention pruned"
                 )
             }

@@ -151,6 +151,12 @@ fn check(path: &Path, store: bool) -> anyhow::Result<()> {
             config.storage.path.display(),
             verified.items
         );
+        if verified.orphan_comments > 0 {
+            println!(
+                "store: {} comment records belong to removed stories; the next retention pass removes them",
+                verified.orphan_comments
+            );
+        }
     }
     println!(
         "{}: ok, {} feeds ({} enabled), {} groups",

@@ -38,6 +38,12 @@ pub enum FetchError {
     TooLarge { limit: u64 },
     #[error("more than {0} redirects, or a redirect loop")]
     Redirects(usize),
+    #[error("the answer from {host:?} broke off or could not be decoded: {detail}")]
+    Body { host: String, detail: String },
+    #[error("the answer from {host:?} is not HTTP that can be read: {detail}")]
+    Protocol { host: String, detail: String },
+    #[error("the server answered 304 Not Modified to a request that had no validators to match")]
+    UnaskedNotModified,
     #[error("cannot read {path}: {detail}")]
     File { path: String, detail: String },
 }
@@ -53,6 +59,9 @@ impl FetchError {
             FetchError::Gone => ErrorKind::Gone,
             FetchError::TooLarge { .. } => ErrorKind::TooLarge,
             FetchError::Redirects(_) => ErrorKind::Redirects,
+            FetchError::Body { .. } => ErrorKind::Body,
+            FetchError::Protocol { .. } => ErrorKind::Protocol,
+            FetchError::UnaskedNotModified => ErrorKind::HttpStatus,
             FetchError::File { .. } => ErrorKind::File,
         }
     }
@@ -211,6 +220,11 @@ impl Fetcher {
         };
         let status = resp.status();
         if status == StatusCode::NOT_MODIFIED {
+            // Only an answer to our validators: otherwise nothing was
+            // fetched, and calling it a success would hide a broken server.
+            if validators.etag.is_none() && validators.last_modified.is_none() {
+                return Err(FetchError::UnaskedNotModified);
+            }
             return Ok(Fetched::NotModified(hints));
         }
         if status == StatusCode::GONE {
@@ -260,6 +274,11 @@ impl Fetcher {
             FetchError::Timeout(self.connect_timeout)
         } else if e.is_timeout() {
             FetchError::Timeout(self.timeout)
+        } else if e.is_body() || e.is_decode() {
+            FetchError::Body { host, detail }
+        } else if !e.is_connect() {
+            // Connected, then the answer could not be read as HTTP.
+            FetchError::Protocol { host, detail }
         } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
             FetchError::Dns { host }
         } else if lower.contains("certificate")

@@ -108,6 +108,11 @@ pub struct RecentComment {
     /// The story it belongs to, once joined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item: Option<ItemId>,
+    /// When Paddock stored it: a stamp from the store's writer, like a
+    /// story's `first_seen`, so digest windows chained by `next_since`
+    /// meet exactly. Absent in entries stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<Timestamp>,
 }
 
 /// A comment from a comments feed, not yet joined to its story.
@@ -327,6 +332,11 @@ pub enum ErrorKind {
     Gone,
     TooLarge,
     Redirects,
+    /// The answer broke off, or its body could not be decompressed.
+    Body,
+    /// The answer was not HTTP a client can read (oversized headers, a
+    /// garbled status line).
+    Protocol,
     NotAFeed,
     Parse,
     File,
@@ -345,6 +355,8 @@ impl ErrorKind {
             ErrorKind::Gone => "gone",
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Redirects => "redirects",
+            ErrorKind::Body => "body",
+            ErrorKind::Protocol => "protocol",
             ErrorKind::NotAFeed => "not_a_feed",
             ErrorKind::Parse => "parse",
             ErrorKind::File => "file",

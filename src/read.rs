@@ -153,7 +153,13 @@ pub fn digest_json(
             .is_none_or(|m| item.feeds().any(|f| m.contains(&f)))
     };
     let (items, more) = store.first_seen_between(since, until.max(since), limit, in_scope)?;
-    let in_window = |c: &RecentComment| c.comment.published.is_none_or(|p| p >= since && p < until);
+    // Comments by when they were stored, like stories: a backdated comment
+    // is in the window it arrived in.
+    let in_window = |c: &RecentComment| {
+        c.stored
+            .or(c.comment.published)
+            .is_none_or(|t| t >= since && t < until)
+    };
     let in_group = |c: &RecentComment| match (&members, c.item) {
         (None, _) => true,
         (Some(m), Some(id)) => store

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -29,7 +30,15 @@ pub struct Pipeline {
     pub limits: Arc<Limits>,
     pub options: PollOptions,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The polls in flight, by feed id: one per feed at a time, which
+    /// every other caller joins (see [`Pipeline::start`]). Shared by every
+    /// pipeline built on the same store, so a reload cannot start a
+    /// second poll beside one the old settings began.
+    pub in_flight: InFlight,
 }
+
+/// Polls in flight, each with the channel its report arrives on.
+pub type InFlight = Arc<std::sync::Mutex<HashMap<String, watch::Receiver<Option<PollReport>>>>>;
 
 /// The settings a poll follows, from `[poll]` and `[output]`.
 #[derive(Debug, Clone, Copy)]
@@ -55,9 +64,43 @@ impl From<&crate::config::Config> for PollOptions {
 }
 
 impl Pipeline {
-    /// Polls one feed inside the fetch limits. The poll runs as its own
-    /// task, so a panic in it becomes a recorded failure of that feed only.
+    /// Polls one feed, or joins its poll in flight, and returns the report.
     pub async fn poll(&self, feed: &FeedConfig) -> PollReport {
+        let (mut report, _) = self.start(feed);
+        match report.wait_for(Option::is_some).await {
+            Ok(r) => r
+                .clone()
+                .unwrap_or_else(|| self.record_crash(feed, "no report".into())),
+            Err(_) => self.record_crash(feed, "the poll task ended without a report".into()),
+        }
+    }
+
+    /// Starts a poll of `feed` unless one is in flight, and returns the
+    /// channel its report arrives on and whether this call started it.
+    /// Two polls of one feed never overlap: each would fetch, and each
+    /// would write back the feed state it read before the other's write.
+    pub fn start(&self, feed: &FeedConfig) -> (watch::Receiver<Option<PollReport>>, bool) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(report) = in_flight.get(&feed.id) {
+            return (report.clone(), false);
+        }
+        let (tx, rx) = watch::channel(None);
+        in_flight.insert(feed.id.clone(), rx.clone());
+        let (me, feed) = (self.clone(), feed.clone());
+        tokio::spawn(async move {
+            let report = me.poll_once(&feed).await;
+            me.in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&feed.id);
+            let _ = tx.send(Some(report));
+        });
+        (rx, true)
+    }
+
+    /// One poll inside the fetch limits. The poll runs as its own task, so
+    /// a panic in it becomes a recorded failure of that feed only.
+    async fn poll_once(&self, feed: &FeedConfig) -> PollReport {
         let _permits = self.limits.acquire(&feed.source.host_key()).await;
         let (store, fetcher, cfg) = (self.store.clone(), self.fetcher.clone(), feed.clone());
         let options = self.options;

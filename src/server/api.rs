@@ -1,7 +1,7 @@
 //! Operators' routes: feed status, OPML, metrics, and the admin routes
 //! (reload, refresh) behind a bearer token.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -201,19 +201,56 @@ async fn reload(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     }
 }
 
+/// `?wait=true` holds the answer until the poll is done.
+#[derive(serde::Deserialize)]
+struct RefreshQuery {
+    #[serde(default)]
+    wait: Option<String>,
+}
+
+/// Starts a poll of the feed (or joins the one in flight) and answers 202
+/// at once; with `?wait=true`, answers 200 with the poll's outcome.
 async fn refresh(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(query): Query<RefreshQuery>,
 ) -> Result<Response, Response> {
     authorize(&state, &headers)?;
     if state.config.load().feed(&id).is_none() {
         return Err(ApiError::NotFound(format!("no feed with id {id:?}")).into_response());
     }
-    let report = ask(&state, |tx| Control::Refresh(id, tx))
+    let wait = match query.wait.as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") | Some("") => true,
+        Some(other) => {
+            return Err(
+                ApiError::BadRequest(format!("wait must be true or false, not {other:?}"))
+                    .into_response(),
+            );
+        }
+    };
+    let refreshing = ask(&state, |tx| Control::Refresh(id.clone(), tx))
         .await
         .map_err(IntoResponse::into_response)?
         .map_err(|e| ApiError::NotFound(e).into_response())?;
+    let config = state.config.load_full();
+    let feed_url = url(&config, &format!("feeds/{id}/feed.atom"));
+    if !wait {
+        let body = serde_json::json!({
+            "feed": id,
+            "outcome": "polling",
+            "joined": refreshing.joined,
+            "feed_url": feed_url,
+        });
+        return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+    }
+    let mut rx = refreshing.report;
+    let report = match rx.wait_for(Option::is_some).await {
+        Ok(r) => r.clone(),
+        Err(_) => None,
+    }
+    .ok_or_else(|| ApiError::Internal("the poll ended without a report".into()).into_response())?;
     let (outcome, error) = match &report.outcome {
         Outcome::Stored { .. } => ("stored", None),
         Outcome::NotModified => ("not_modified", None),
@@ -223,15 +260,15 @@ async fn refresh(
         Outcome::Stored { new, updated, .. } => (new, updated),
         _ => (0, 0),
     };
-    let config = state.config.load_full();
     Ok(Json(serde_json::json!({
         "feed": report.feed,
         "outcome": outcome,
+        "joined": refreshing.joined,
         "new": new,
         "updated": updated,
         "error": error,
         "next_poll": report.next_poll,
-        "feed_url": url(&config, &format!("feeds/{}/feed.atom", report.feed)),
+        "feed_url": feed_url,
     }))
     .into_response())
 }

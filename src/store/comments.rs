@@ -93,10 +93,11 @@ impl Store {
         comments: CommentBatch,
         now: Timestamp,
     ) -> Result<CommentReport, StoreError> {
-        let _writer = self.write_lock();
+        let mut writer = self.write_lock();
+        let stored = super::stamp(&mut writer);
         let mut batch = sled::Batch::default();
         let mut stories = Pending::default();
-        let joined = self.join_comments(feed, comments, &mut stories, &mut batch, now)?;
+        let joined = self.join_comments(feed, comments, &mut stories, &mut batch, now, stored)?;
         stories.write(&mut batch, now)?;
         self.tree.apply_batch(batch)?;
         self.streamed(joined.streamed)?;
@@ -109,7 +110,8 @@ impl Store {
     /// Joins a comments document's comments to their stories: those
     /// already in `stories` (this write's) or stored. The comments' keys and
     /// the document's validators go into `batch`, the stories they change
-    /// into `stories`. Called with the writer lock held.
+    /// into `stories`. Called with the writer lock held; `stored` is a
+    /// stamp taken under it.
     pub(super) fn join_comments(
         &self,
         feed: &str,
@@ -117,6 +119,7 @@ impl Store {
         stories: &mut Pending,
         batch: &mut sled::Batch,
         now: Timestamp,
+        stored: Timestamp,
     ) -> Result<Joined, StoreError> {
         let CommentBatch {
             comments: incoming,
@@ -153,16 +156,20 @@ impl Store {
                         Some(item) => Some(item),
                         None => self.item(&id)?,
                     };
-                    if let Some(mut item) = item {
-                        attach(&mut item, &ic.comment, keep, source);
-                        stories.put(item);
-                        changed = true;
-                        joined_here.insert(ic.comment.id.clone(), id);
-                        report.joined += 1;
-                        for t in &ic.targets {
-                            if let Target::Link(link) = t {
-                                batch.remove(keys::orphan(link, &hash));
-                            }
+                    let Some(mut item) = item else {
+                        // Its story was removed by retention: the comment
+                        // goes with it, not into the stream.
+                        report.dropped += 1;
+                        continue;
+                    };
+                    attach(&mut item, &ic.comment, keep, source);
+                    stories.put(item);
+                    changed = true;
+                    joined_here.insert(ic.comment.id.clone(), id);
+                    report.joined += 1;
+                    for t in &ic.targets {
+                        if let Target::Link(link) = t {
+                            batch.remove(keys::orphan(link, &hash));
                         }
                     }
                 }
@@ -190,6 +197,7 @@ impl Store {
             let entry = RecentComment {
                 comment: ic.comment,
                 item,
+                stored: Some(stored),
             };
             batch.insert(keys::stream(time, &hash), encode(&entry)?);
             streamed += 1;
@@ -268,6 +276,7 @@ impl Store {
             let entry = RecentComment {
                 comment,
                 item: Some(item.id),
+                stored: Some(item.first_seen),
             };
             batch.insert(keys::stream(time, &hash), encode(&entry)?);
             self.stream_len.fetch_add(1, Ordering::Relaxed);
@@ -371,7 +380,7 @@ fn comment_ref(item: Option<ItemId>, time: Timestamp) -> Vec<u8> {
     v
 }
 
-fn decode_comment_ref(v: &[u8]) -> (Option<ItemId>, Option<Timestamp>) {
+pub(super) fn decode_comment_ref(v: &[u8]) -> (Option<ItemId>, Option<Timestamp>) {
     let (item, time) = match v.len() {
         24 => (v[..16].try_into().ok().map(ItemId), &v[16..]),
         8 => (None, v),

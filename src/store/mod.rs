@@ -68,6 +68,9 @@ pub enum StoreError {
 pub struct Verified {
     pub items: usize,
     pub problems: Vec<String>,
+    /// Comment records joined to a story no longer stored: retention
+    /// removes them on its next pass.
+    pub orphan_comments: usize,
 }
 
 pub struct Store {
@@ -406,7 +409,10 @@ impl Store {
             }
         }
         let joined = match comments {
-            Some(c) => Some(self.join_comments(feed, c, &mut stories, &mut batch, now)?),
+            Some(c) => {
+                let stored = stamp(&mut last_stamp);
+                Some(self.join_comments(feed, c, &mut stories, &mut batch, now, stored)?)
+            }
             None => None,
         };
         stories.write(&mut batch, now)?;
@@ -638,6 +644,12 @@ impl Store {
             report
                 .problems
                 .push(format!("a head points at no story ({id})"));
+        }
+        for entry in self.tree.scan_prefix(keys::COMMENT) {
+            let (_, value) = entry?;
+            if self.comment_is_stale(&value, chrono::DateTime::<chrono::Utc>::MIN_UTC) {
+                report.orphan_comments += 1;
+            }
         }
         if *self.index() != Index::load(&self.tree)? {
             report

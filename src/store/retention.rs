@@ -22,6 +22,9 @@ pub struct Pruned {
     pub over_limit: usize,
     pub tombstones_expired: usize,
     pub waiting_comments: usize,
+    /// Comment records (and stream entries) whose story is gone, and
+    /// unjoined ones older than the cutoff.
+    pub comments: usize,
 }
 
 impl Store {
@@ -85,10 +88,53 @@ impl Store {
             cutoff,
             |_, _, _| {},
         )?;
-        if changed || report.old + report.over_limit > 0 {
+        report.comments = self.prune_comments(cutoff)?;
+        if changed || report.old + report.over_limit + report.comments > 0 {
             self.bump();
         }
         Ok(report)
+    }
+
+    /// Comments go with their story: removes the comment records joined
+    /// to a story no longer stored, unjoined ones stored before `cutoff`,
+    /// and the stream's entries for stories no longer stored. Read without
+    /// the writer lock (a story once removed is not stored again while its
+    /// tombstone lasts), removed under it in batches.
+    fn prune_comments(&self, cutoff: Timestamp) -> Result<usize, StoreError> {
+        let mut gone = Vec::new();
+        for entry in self.tree.scan_prefix(keys::COMMENT) {
+            let (key, value) = entry?;
+            if self.comment_is_stale(&value, cutoff) {
+                gone.push(key);
+            }
+        }
+        for entry in self.tree.scan_prefix(keys::STREAM) {
+            let (key, value) = entry?;
+            let c: crate::model::RecentComment = serde_json::from_slice(&value)?;
+            if c.item
+                .is_some_and(|id| !self.index().stored.contains_key(&id))
+            {
+                gone.push(key);
+            }
+        }
+        for chunk in gone.chunks(BATCH) {
+            let _writer = self.write_lock();
+            let mut batch = sled::Batch::default();
+            for key in chunk {
+                batch.remove(key.clone());
+            }
+            self.tree.apply_batch(batch)?;
+        }
+        Ok(gone.len())
+    }
+
+    /// Whether a `k:` record belongs to no stored story: joined to one
+    /// that is gone, or never joined and older than `cutoff`.
+    pub(super) fn comment_is_stale(&self, value: &[u8], cutoff: Timestamp) -> bool {
+        match super::comments::decode_comment_ref(value) {
+            (Some(id), _) => !self.index().stored.contains_key(&id),
+            (None, time) => time.is_some_and(|t| t < cutoff),
+        }
     }
 
     /// Removes stories for good, leaving tombstones. Returns how many.

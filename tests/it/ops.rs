@@ -302,7 +302,7 @@ async fn admin_routes_need_the_token_and_are_off_without_one() {
     );
     let ok = post("api/reload", Some("s3cret-token")).await.unwrap();
     assert_eq!(ok.status(), 200);
-    let refreshed: Value = post("api/feeds/ttac/refresh", Some("s3cret-token"))
+    let refreshed: Value = post("api/feeds/ttac/refresh?wait=true", Some("s3cret-token"))
         .await
         .unwrap()
         .json_value()

@@ -403,7 +403,7 @@ async fn a_running_daemon_polls_and_serves_then_stops_cleanly() {
 /// Asks a daemon to poll a feed now, through the admin route.
 pub async fn refresh_via_admin(daemon: &crate::support::Daemon, feed: &str, token: &str) -> Value {
     let r = crate::support::client()
-        .post(daemon.url(&format!("api/feeds/{feed}/refresh")))
+        .post(daemon.url(&format!("api/feeds/{feed}/refresh?wait=true")))
         .header("Authorization", format!("Bearer {token}"))
         .send()
         .await
