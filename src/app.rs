@@ -106,10 +106,13 @@ pub async fn run(
         config.clone(),
         shutdown.child_token(),
     ));
-    let stop = shutdown.clone();
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(server::listen::serve(
+        listener,
+        app,
+        server::listen::Shedding::from(&config.load().server),
+        shutdown.clone(),
+        HTTP_GRACE,
+    ));
 
     loop {
         tokio::select! {
@@ -152,11 +155,10 @@ pub async fn run(
             "polls still in flight after {POLL_GRACE:?} were left; their writes are atomic"
         );
     }
-    match tokio::time::timeout(HTTP_GRACE, server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server stopped with an error"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),
-        Err(_) => tracing::warn!("HTTP connections still open after {HTTP_GRACE:?} were closed"),
+    match server.await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("HTTP connections still open after {HTTP_GRACE:?} were closed"),
+        Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
     }
     retention.abort();
     store.flush()?;

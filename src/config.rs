@@ -23,7 +23,7 @@ pub const MAX_FETCH_TIME: Duration = Duration::from_secs(3600);
 /// everything" for a news store, and keeps every date computed from it in
 /// range.
 pub const MAX_AGE: Duration = Duration::from_secs(36_500 * DAY);
-/// The longest server timeout (`header_timeout`, `idle_timeout`).
+/// The longest `header_timeout`.
 pub const MAX_SERVER_WAIT: Duration = Duration::from_secs(3600);
 /// sled's page cache: at least 1 MiB (sled cannot run on less), at most 1 TiB.
 pub const CACHE_BYTES: (u64, u64) = (1 << 20, 1 << 40);
@@ -53,11 +53,10 @@ pub struct ServerConfig {
     pub base_url: Url,
     pub title: String,
     pub admin_token_env: String,
-    /// A client must send a request's headers within this long.
+    /// A client must send a request's headers within this long of
+    /// connecting or of its previous response (so it is also how long an
+    /// idle keep-alive connection stays open).
     pub header_timeout: Duration,
-    /// A keep-alive connection with no request in flight is closed after
-    /// this long.
-    pub idle_timeout: Duration,
     /// Open HTTP connections at most; more wait in the listen backlog.
     pub max_connections: usize,
 }
@@ -364,7 +363,6 @@ fn validate(raw: raw::File, dir: &Path, file: &Path) -> Result<Config, Invalid> 
                 .admin_token_env
                 .unwrap_or_else(|| "PADDOCK_ADMIN_TOKEN".into()),
             header_timeout: duration(&server.header_timeout, "10s", MAX_SERVER_WAIT)?,
-            idle_timeout: duration(&server.idle_timeout, "60s", MAX_SERVER_WAIT)?,
             max_connections: bounded(&server.max_connections, 512, 1, 100_000)?,
         },
         storage: storage_cfg,
@@ -493,7 +491,6 @@ mod raw {
         pub title: Option<String>,
         pub admin_token_env: Option<String>,
         pub header_timeout: Option<Spanned<String>>,
-        pub idle_timeout: Option<Spanned<String>>,
         pub max_connections: Option<Spanned<usize>>,
     }
 

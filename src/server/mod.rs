@@ -8,6 +8,7 @@ mod comments;
 mod digest;
 mod error;
 mod feeds;
+pub mod listen;
 mod river;
 
 pub use error::ApiError;
@@ -19,9 +20,11 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::get;
 use tokio::sync::mpsc;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 
 use crate::app::Control;
@@ -80,17 +83,46 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(feeds::router())
         .merge(comments::router())
         .merge(digest::router())
         .merge(api::router())
-        .merge(river::router())
+        .merge(river::router());
+    serve_routes(routes, state)
+}
+
+/// The layers every route is served through: a panic in a handler becomes
+/// one 500 and a log line naming the route (never a dropped connection),
+/// every request is counted, answers are compressed when asked.
+fn serve_routes(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .with_state(state)
         .layer(CompressionLayer::new())
+}
+
+/// Marks an answer made from a handler's panic, for [`count_request`] to
+/// log with the route.
+#[derive(Clone)]
+struct Panicked(Arc<String>);
+
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic without a message".into());
+    let mut response =
+        ApiError::Internal("the request failed; the error is in the daemon's log".into())
+            .into_response();
+    response
+        .extensions_mut()
+        .insert(Panicked(Arc::new(message)));
+    response
 }
 
 /// Counts every request by its route pattern and status.
@@ -102,8 +134,49 @@ async fn count_request(State(state): State<AppState>, request: Request, next: Ne
         .unwrap_or_else(|| "unmatched".to_string());
     let started = Instant::now();
     let response = next.run(request).await;
+    if let Some(Panicked(message)) = response.extensions().get::<Panicked>() {
+        tracing::error!(route = %route, panic = %message, "a request handler panicked");
+    }
     state
         .metrics
         .record_http(route, response.status().as_u16(), started.elapsed());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use std::time::Duration;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_costs_one_500_not_the_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("data"), 1 << 20).unwrap());
+        let config = Config::parse("", &dir.path().join("feeds.toml")).unwrap();
+        let state = AppState::new(store, Arc::new(ArcSwap::from_pointee(config)));
+        let routes = Router::new().route(
+            "/boom",
+            get(|| async {
+                if true {
+                    panic!("a bug in a handler");
+                }
+                "never"
+            }),
+        );
+        let app = serve_routes(routes, state.clone());
+        let request = || Request::get("/boom").body(Body::empty()).unwrap();
+        let response = app.clone().oneshot(request()).await.unwrap();
+        assert_eq!(response.status(), 500);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(body["error"].as_str().unwrap().contains("log"), "{body}");
+        // The app still answers, and the 500 was counted.
+        assert_eq!(app.oneshot(request()).await.unwrap().status(), 500);
+        let metrics = state.metrics.render(std::iter::empty(), Duration::ZERO);
+        assert!(metrics.contains("/boom"), "{metrics}");
+    }
 }
