@@ -143,7 +143,10 @@ fn comment(entry: ParsedEntry, excerpt_chars: usize) -> Comment {
         author,
         text,
         url: entry.link,
-        published: entry.published,
+        // A date every output can print, or none.
+        published: entry
+            .published
+            .filter(|t| (1970..=9999).contains(&chrono::Datelike::year(t))),
     }
 }
 

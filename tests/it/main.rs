@@ -5,6 +5,7 @@ mod browser;
 mod cli;
 mod comments;
 mod digest;
+mod hostile;
 mod operations;
 mod ops;
 mod pipeline;
