@@ -138,6 +138,9 @@ fn walk(
             .map(str::trim)
             .filter(|u| !u.is_empty())
         {
+            // Only web feeds: an OPML file from elsewhere must not make the
+            // daemon read local files, nor hand the config a URL it refuses.
+            Some(url) if !is_web_url(url) => {}
             Some(url) => {
                 let mut groups: Vec<String> = parents.to_vec();
                 for c in o.category.iter().flat_map(|c| c.split(',')) {
@@ -169,6 +172,12 @@ fn walk(
             }
         }
     }
+}
+
+fn is_web_url(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+    })
 }
 
 /// `[a-z0-9_-]+` from any title: ASCII letters and digits kept, the rest

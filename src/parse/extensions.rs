@@ -4,7 +4,6 @@
 //! Elements are matched by namespace URI, never by prefix.
 
 use quick_xml::NsReader;
-use quick_xml::encoding::DecodingReader;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{NamespaceResolver, ResolveResult, ResolveResult::Bound};
 
@@ -83,65 +82,26 @@ impl Ns {
     }
 }
 
-/// Scans an XML feed. Errors mean the XML is broken, which feed-rs reports
-/// better, so they end the scan and return what was found so far.
-///
-/// A UTF-8 document (nearly every feed) is read in place, without copying
-/// its text; others go through quick-xml's decoder.
+/// Scans an XML feed, already decoded to UTF-8 (see `encoding`). Errors
+/// mean the XML is broken, which feed-rs reports better, so they end the
+/// scan and return what was found so far. Invalid UTF-8 (which the
+/// decoding left only where the document claimed UTF-8) ends it too.
 pub fn scan(xml: &[u8]) -> Scan {
     let mut scanner = Scanner::default();
-    match utf8(xml) {
-        Some(text) => {
-            let mut reader = NsReader::from_str(text);
-            reader.config_mut().expand_empty_elements = true;
-            while let Ok((ns, event)) = reader.read_resolved_event() {
-                let ns = Ns::of(&ns);
-                if !scanner.on(ns, &event, reader.resolver()) {
-                    break;
-                }
-            }
-        }
-        None => {
-            let mut reader = NsReader::from_reader(DecodingReader::new(xml));
-            reader.config_mut().expand_empty_elements = true;
-            let mut buf = Vec::new();
-            while let Ok((ns, event)) = reader.read_resolved_event_into(&mut buf) {
-                let ns = Ns::of(&ns);
-                if let Event::Decl(ref decl) = event
-                    && let Some(enc) = decl.encoder()
-                {
-                    reader.get_mut().set_encoding(enc);
-                }
-                if !scanner.on(ns, &event, reader.resolver()) {
-                    break;
-                }
-                buf.clear();
-            }
+    let text = match std::str::from_utf8(xml) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&xml[..e.valid_up_to()]).unwrap_or_default(),
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = NsReader::from_str(text);
+    reader.config_mut().expand_empty_elements = true;
+    while let Ok((ns, event)) = reader.read_resolved_event() {
+        let ns = Ns::of(&ns);
+        if !scanner.on(ns, &event, reader.resolver()) {
+            break;
         }
     }
     scanner.finish()
-}
-
-/// The document as text, when it can be read in place: valid UTF-8, and
-/// either plain ASCII or declaring no encoding other than UTF-8.
-fn utf8(xml: &[u8]) -> Option<&str> {
-    let text = std::str::from_utf8(xml).ok()?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    (text.is_ascii() || declares_utf8(text)).then_some(text)
-}
-
-/// Whether the XML declaration, if any, leaves the encoding at UTF-8.
-fn declares_utf8(text: &str) -> bool {
-    let Some((decl, _)) = text.strip_prefix("<?xml").and_then(|t| t.split_once("?>")) else {
-        return true;
-    };
-    let Some((_, rest)) = decl.split_once("encoding") else {
-        return true;
-    };
-    let name = rest
-        .trim_start_matches(|c: char| c == '=' || c == '"' || c == '\'' || c.is_whitespace())
-        .to_ascii_lowercase();
-    name.starts_with("utf-8") || name.starts_with("utf8")
 }
 
 /// The scan's state between events.
@@ -343,49 +303,6 @@ mod tests {
         assert_eq!(
             found[1].comment_count, None,
             "wrong namespace must not count"
-        );
-    }
-
-    #[test]
-    fn reads_utf8_in_place_and_other_encodings_decoded() {
-        let body = |decl: &str, title: &[u8]| {
-            let mut doc = format!(
-                "{decl}<rss xmlns:slash=\"http://purl.org/rss/1.0/modules/slash/\" \
-                 xmlns:fb=\"http://rssnamespace.org/feedburner/ext/1.0\"><channel><item><title>"
-            )
-            .into_bytes();
-            doc.extend_from_slice(title);
-            doc.extend_from_slice(
-                b"</title><slash:comments>5</slash:comments>\
-                  <fb:origLink>https://a.example/caf\xc3\xa9</fb:origLink></item></channel></rss>",
-            );
-            doc
-        };
-        let latin1 = body(
-            "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>",
-            b"Caf\xe9",
-        );
-        let utf8 = body(
-            "<?xml version=\"1.0\" encoding=\"utf-8\"?>",
-            "Café".as_bytes(),
-        );
-        let bom = [&b"\xef\xbb\xbf"[..], &body("", b"Cafe")].concat();
-        assert!(super::utf8(&latin1).is_none());
-        assert!(super::utf8(&utf8).is_some());
-        assert!(super::utf8(&bom).is_some());
-        for doc in [&latin1, &utf8, &bom] {
-            let found = scan(doc).entries;
-            assert_eq!(found.len(), 1);
-            assert_eq!(found[0].comment_count, Some(5));
-        }
-        // The ISO-8859-1 document's bytes C3 A9 are two characters.
-        assert_eq!(
-            scan(&latin1).entries[0].orig_link.as_deref(),
-            Some("https://a.example/caf\u{c3}\u{a9}")
-        );
-        assert_eq!(
-            scan(&utf8).entries[0].orig_link.as_deref(),
-            Some("https://a.example/café")
         );
     }
 

@@ -1,6 +1,7 @@
 //! Bytes to model. The only module that knows feed-rs and quick-xml.
 //! Pure: no I/O, no clock.
 
+mod encoding;
 mod extensions;
 
 pub use extensions::{EntryExtensions, InReplyTo};
@@ -28,8 +29,9 @@ impl ParseError {
     }
 }
 
-/// Parses a feed document from its raw bytes: the XML prolog, not a
-/// header, decides the encoding. `base` resolves relative links.
+/// Parses a feed document from its raw bytes, in whatever encoding its BOM,
+/// its `Content-Type` or its XML declaration names (see `encoding`).
+/// `base` resolves relative links.
 pub fn parse_feed(
     body: &[u8],
     base: &Url,
@@ -55,6 +57,7 @@ fn parse_document(
     base: &Url,
     content_type: Option<&str>,
 ) -> Result<(ParsedFeed, Vec<Vec<InReplyTo>>), ParseError> {
+    let body = &*encoding::to_utf8(body, content_type);
     if looks_like_html(body) {
         return Err(ParseError::NotAFeed);
     }
@@ -272,6 +275,29 @@ mod tests {
             feed.entries[0].link.as_deref(),
             Some("https://cars.example/a")
         );
+    }
+
+    #[test]
+    fn every_encoding_reaches_both_passes_as_the_same_text() {
+        let doc = "<?xml version=\"1.0\" encoding=\"ENC\"?>\
+<rss version=\"2.0\" xmlns:slash=\"http://purl.org/rss/1.0/modules/slash/\"><channel><title>T</title>\
+<item><title>Café</title><link>https://cars.example/a</link><slash:comments>5</slash:comments></item>\
+</channel></rss>";
+        let utf16 = doc.replace("ENC", "UTF-16");
+        let be: Vec<u8> = utf16.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let le: Vec<u8> = utf16.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let latin1 = doc.replace("ENC", "ISO-8859-1");
+        let (latin1, _, _) = encoding_rs::WINDOWS_1252.encode(&latin1);
+        for bytes in [
+            [&[0xfe, 0xff][..], &be].concat(),
+            be,
+            le,
+            latin1.into_owned(),
+        ] {
+            let feed = parse_feed(&bytes, &base(), None).unwrap();
+            assert_eq!(feed.entries[0].title, "Café");
+            assert_eq!(feed.entries[0].comments.count, Some(5));
+        }
     }
 
     #[test]

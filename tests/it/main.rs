@@ -9,6 +9,7 @@ mod hostile;
 mod operations;
 mod ops;
 mod pipeline;
+mod props;
 mod readers;
 mod server;
 mod support;
