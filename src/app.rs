@@ -43,6 +43,7 @@ fn rebuild(
     in_flight: InFlight,
 ) -> anyhow::Result<Pipeline> {
     store.set_recent_comments(config.output.recent_comments);
+    store.set_min_free(config.storage.min_free_bytes);
     Ok(Pipeline {
         store,
         fetcher: Fetcher::new(&config.poll)?,
@@ -161,7 +162,11 @@ pub async fn run(
         Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
     }
     retention.abort();
-    store.flush()?;
+    // A store that cannot flush (a full disk) keeps what it had flushed:
+    // every write is one atomic batch. Say so, and stop as asked.
+    if let Err(e) = store.flush() {
+        tracing::error!(error = %e, "the store's last writes could not be flushed; what was flushed before is kept");
+    }
     tracing::info!("stopped cleanly");
     Ok(())
 }
@@ -181,6 +186,10 @@ pub fn reload(config: &ArcSwap<Config>, poller: &mut Poller) -> Result<(), Confi
     if new.server.listen != old.server.listen || new.storage.path != old.storage.path {
         tracing::warn!("[server].listen and [storage].path take effect only after a restart");
     }
+    poller
+        .pipeline()
+        .store
+        .set_min_free(new.storage.min_free_bytes);
     if new.poll != old.poll || new.output != old.output {
         let current = poller.pipeline();
         let (store, metrics) = (current.store.clone(), current.metrics.clone());

@@ -68,6 +68,9 @@ pub struct StorageConfig {
     pub max_items_per_feed: usize,
     /// sled's page cache, in bytes.
     pub cache_bytes: u64,
+    /// Free space the store's disk keeps: stories are not written when
+    /// there is less.
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -284,6 +287,7 @@ fn validate(raw: raw::File, dir: &Path, file: &Path) -> Result<Config, Invalid> 
         retention: duration(&storage.retention, "90d", MAX_AGE)?,
         max_items_per_feed: bounded(&storage.max_items_per_feed, 1000, 1, MAX_ITEMS_PER_FEED)?,
         cache_bytes: bounded(&storage.cache_bytes, 64 << 20, CACHE_BYTES.0, CACHE_BYTES.1)?,
+        min_free_bytes: bounded(&storage.min_free_bytes, 64 << 20, 0, 1 << 50)?,
     };
     let poll_cfg = PollConfig {
         interval: duration(&poll.interval, "15m", MAX_POLL_WAIT)?,
@@ -501,6 +505,7 @@ mod raw {
         pub retention: Option<Spanned<String>>,
         pub max_items_per_feed: Option<Spanned<usize>>,
         pub cache_bytes: Option<Spanned<u64>>,
+        pub min_free_bytes: Option<Spanned<u64>>,
     }
 
     #[derive(Deserialize, Default)]

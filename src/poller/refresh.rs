@@ -217,7 +217,9 @@ async fn poll(
     };
     let (id, recorded) = (feed.id.clone(), state.clone());
     let report = write(store, move |s| {
-        s.ingest_with_comments(&id, candidates, &recorded, batch, now)
+        let report = s.ingest_with_comments(&id, candidates, &recorded, batch, now)?;
+        s.sync(&id)?;
+        Ok(report)
     })
     .await?;
     if let Some(c) = &report.comments {

@@ -160,19 +160,30 @@ pub struct RenderCache {
 
 impl RenderCache {
     /// The cached output for `key` if it was rendered at `generation`,
-    /// else a fresh one from `render`.
-    pub fn get_or_render<E>(
+    /// else a fresh one from `render`. When `render` fails (the store
+    /// cannot be read: a full or failing disk), an older rendering of the
+    /// same output is served instead: stale stories beat none.
+    pub fn get_or_render<E: std::fmt::Debug>(
         &self,
         key: &str,
         generation: u64,
         render: impl FnOnce() -> Result<Rendered, E>,
     ) -> Result<Arc<Rendered>, E> {
-        if let Some((g, hit)) = self.lock().get(key)
-            && *g == generation
-        {
-            return Ok(hit.clone());
-        }
-        let fresh = Arc::new(render()?);
+        let stale = match self.lock().get(key) {
+            Some((g, hit)) if *g == generation => return Ok(hit.clone()),
+            Some((_, old)) => Some(old.clone()),
+            None => None,
+        };
+        let fresh = match render() {
+            Ok(fresh) => Arc::new(fresh),
+            Err(e) => match stale {
+                Some(old) => {
+                    tracing::warn!(key, error = ?e, "serving an older rendering: the output could not be rendered");
+                    return Ok(old);
+                }
+                None => return Err(e),
+            },
+        };
         let mut entries = self.lock();
         if entries.len() >= MAX_ENTRIES {
             entries.clear();

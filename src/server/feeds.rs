@@ -108,9 +108,12 @@ async fn merged(
     // A reload counts the config's version up, so it keys new entries.
     let key = format!("{}/{}?{limit}", config.version, scope.path(format));
     let generation = state.store.generation();
-    let rendered = state.cache.get_or_render(&key, generation, || {
-        render(&state, &config, &scope, format, limit)
-    })?;
+    let rendered = super::blocking(move || {
+        state.cache.get_or_render(&key, generation, || {
+            render(&state, &config, &scope, format, limit)
+        })
+    })
+    .await?;
     Ok(respond(&headers, &rendered))
 }
 

@@ -105,6 +105,20 @@ fn serve_routes(routes: Router<AppState>, state: AppState) -> Router {
         .layer(CompressionLayer::new())
 }
 
+/// Runs a store read and its rendering on the blocking pool: a request
+/// that reads and renders many stories never holds a runtime thread, so
+/// `/healthz` and every other connection keep answering meanwhile. A panic
+/// in it goes on unwinding here, where the panic layer catches it.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(ApiError::Internal(format!("a render was cancelled: {e}"))),
+    }
+}
+
 /// Marks an answer made from a handler's panic, for [`count_request`] to
 /// log with the route.
 #[derive(Clone)]

@@ -42,6 +42,10 @@ async fn page(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    super::blocking(move || page_now(&state, &query)).await
+}
+
+fn page_now(state: &AppState, query: &HashMap<String, String>) -> Result<Response, ApiError> {
     let config = state.config.load_full();
     let group = query.get("group").filter(|g| !g.is_empty()).cloned();
     let members = match &group {

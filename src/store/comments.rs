@@ -93,6 +93,7 @@ impl Store {
         comments: CommentBatch,
         now: Timestamp,
     ) -> Result<CommentReport, StoreError> {
+        self.room()?;
         let mut writer = self.write_lock();
         let stored = super::stamp(&mut writer);
         let mut batch = sled::Batch::default();

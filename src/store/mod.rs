@@ -31,6 +31,9 @@ use crate::model::{
     Candidate, CountSource, FeedState, IngestReport, Item, ItemId, Timestamp, Validators, later,
 };
 
+/// The default of `[storage].min_free_bytes`: 64 MiB.
+pub const DEFAULT_MIN_FREE: u64 = 64 << 20;
+
 /// How long [`Store::open`] waits for a store that is locked.
 pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 
@@ -54,13 +57,33 @@ pub enum StoreError {
         expected: u32,
     },
     #[error("store I/O failed: {0}")]
-    Io(#[from] sled::Error),
+    Io(sled::Error),
+    #[error(
+        "the disk holding the store is out of room ({0}); free space on it: stories stored before are kept and served, new ones are fetched again once there is room"
+    )]
+    Full(String),
     #[error("a stored record could not be decoded: {0}")]
     Codec(#[from] serde_json::Error),
     #[error("a stored story could not be decompressed: {0}")]
     Compression(#[from] lz4_flex::block::DecompressError),
     #[error("a page cursor must be 24 bytes, as `Store::page` returned it")]
     Cursor,
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> StoreError {
+        match &e {
+            // ENOSPC, EFBIG (a file size limit), EDQUOT: out of room.
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::StorageFull
+                    || io.kind() == std::io::ErrorKind::FileTooLarge
+                    || io.kind() == std::io::ErrorKind::QuotaExceeded =>
+            {
+                StoreError::Full(io.to_string())
+            }
+            _ => StoreError::Io(e),
+        }
+    }
 }
 
 /// What [`Store::verify`] found.
@@ -95,6 +118,12 @@ pub struct Store {
     generation: AtomicU64,
     /// How many recent comments each story keeps (`[output].recent_comments`).
     recent_comments: AtomicUsize,
+    /// Free bytes the store's disk must keep: a write of stories or
+    /// comments that finds less refuses itself, so sled never meets a
+    /// full disk (it cannot even open on one).
+    min_free: AtomicU64,
+    /// The store's directory, where free space is measured.
+    path: std::path::PathBuf,
     /// At least the number of entries in the recent-comments stream, so
     /// that trimming it does not have to count it on every write.
     stream_len: AtomicUsize,
@@ -185,9 +214,30 @@ impl Store {
             states: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(1),
             recent_comments: AtomicUsize::new(5),
+            min_free: AtomicU64::new(DEFAULT_MIN_FREE),
+            path: path.to_path_buf(),
             stream_len: AtomicUsize::new(stream_len),
             orphan_links: Mutex::new(orphan_links),
         })
+    }
+
+    /// Sets the free space the store's disk must keep (`[storage].min_free_bytes`).
+    pub fn set_min_free(&self, bytes: u64) {
+        self.min_free.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Refuses a write when the disk has less free space than the
+    /// reserve. Feed states are small and always written, so a poll's
+    /// failure can still be recorded.
+    fn room(&self) -> Result<(), StoreError> {
+        let want = self.min_free.load(Ordering::Relaxed);
+        match fs2::available_space(&self.path) {
+            Ok(free) if free < want => Err(StoreError::Full(format!(
+                "{free} bytes free, less than the {want} bytes [storage].min_free_bytes keeps"
+            ))),
+            // A disk that cannot say is written to; sled reports if it fails.
+            _ => Ok(()),
+        }
     }
 
     /// Sets how many recent comments each story keeps from now on.
@@ -242,6 +292,24 @@ impl Store {
         Ok(())
     }
 
+    /// Waits until everything written so far is on disk: sled's flush, one
+    /// fsync that writers finishing together share. A poll's stories count
+    /// as stored only after it. When it fails, `feed`'s state leaves the
+    /// memory cache: the validators there may be newer than the disk's,
+    /// and a poll must never skip a document the disk does not hold.
+    pub fn sync(&self, feed: &str) -> Result<(), StoreError> {
+        match self.db.flush() {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.states
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(feed);
+                Err(e.into())
+            }
+        }
+    }
+
     pub fn feed_state(&self, feed: &str) -> Result<FeedState, StoreError> {
         let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(state) = states.get(feed) {
@@ -261,11 +329,18 @@ impl Store {
 
     /// Records a poll that stored nothing (a 304 or a failure). The
     /// generation stays: no output shows a feed's poll times.
+    ///
+    /// A state that cannot be written (a full disk) is still kept in
+    /// memory, so the feed's status shows the failure: these states never
+    /// carry validators newer than the stored ones (only a document's
+    /// write, with its stories, advances them).
     pub fn put_feed_state(&self, feed: &str, state: &FeedState) -> Result<(), StoreError> {
         let _w = self.write_lock();
-        self.tree
-            .insert(keys::state(feed), serde_json::to_vec(state)?)?;
+        let written = self
+            .tree
+            .insert(keys::state(feed), serde_json::to_vec(state)?);
         self.cache_state(feed, state);
+        written?;
         Ok(())
     }
 
@@ -309,6 +384,7 @@ impl Store {
         comments: Option<CommentBatch>,
         now: Timestamp,
     ) -> Result<IngestReport, StoreError> {
+        self.room()?;
         // Before taking the writer lock, build each candidate as a new
         // story and encode the ones the store does not hold yet: encoding
         // is the largest part of a write, and other writers can go on
