@@ -27,6 +27,14 @@ fn config_for(env: &TestEnv, url: &str, storage: &str, server: &str) -> Config {
     Config::load(&env.config_path()).unwrap()
 }
 
+/// A pipeline over one feed `h` at `url`, polled once.
+async fn polled(env: &TestEnv, url: &str) -> (Config, paddock::poller::Pipeline) {
+    let config = config_for(env, url, "", "");
+    let pipeline = app::pipeline(&config).unwrap();
+    poll(&pipeline, &config).await;
+    (config, pipeline)
+}
+
 fn rss(items: &str) -> String {
     format!(
         "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Hostile</title>\
@@ -87,9 +95,7 @@ async fn dates_no_output_can_say_are_dropped_at_ingest() {
         .concat()),
     );
     let env = TestEnv::new();
-    let config = config_for(&env, &server.url("/dyn/h.rss"), "", "");
-    let pipeline = app::pipeline(&config).unwrap();
-    poll(&pipeline, &config).await;
+    let (config, pipeline) = polled(&env, &server.url("/dyn/h.rss")).await;
     every_output_parses(&pipeline, &config).await;
 
     let items = json_items(&pipeline, &config, "/feed.json").await;
@@ -119,9 +125,7 @@ async fn dates_no_output_can_say_are_dropped_at_ingest() {
 async fn digest_windows_from_long_ago_get_an_answer() {
     let server = FixtureServer::start().await;
     let env = TestEnv::new();
-    let config = config_for(&env, &server.url("/f/wordpress.rss"), "", "");
-    let pipeline = app::pipeline(&config).unwrap();
-    poll(&pipeline, &config).await;
+    let (config, pipeline) = polled(&env, &server.url("/f/wordpress.rss")).await;
     for since in ["1600-01-01T00:00:00Z", "500y", "350y", "300000y"] {
         let (status, body) = get(&pipeline, &config, &format!("/digest.json?since={since}")).await;
         assert_eq!(status, 200, "{since}: {body}");
@@ -135,9 +139,7 @@ async fn digest_windows_from_long_ago_get_an_answer() {
 async fn retention_reaching_past_1677_removes_nothing() {
     let server = FixtureServer::start().await;
     let env = TestEnv::new();
-    let config = config_for(&env, &server.url("/f/wordpress.rss"), "", "");
-    let pipeline = app::pipeline(&config).unwrap();
-    poll(&pipeline, &config).await;
+    let (config, pipeline) = polled(&env, &server.url("/f/wordpress.rss")).await;
     let now = chrono::Utc::now();
     let century = Duration::from_secs(36_500 * 86_400);
     for back in [century, century * 4, Duration::MAX] {
@@ -166,9 +168,7 @@ async fn deeply_nested_markup_is_flattened_once_at_ingest() {
         )),
     );
     let env = TestEnv::new();
-    let config = config_for(&env, &server.url("/dyn/h.rss"), "", "");
-    let pipeline = app::pipeline(&config).unwrap();
-    poll(&pipeline, &config).await;
+    let (config, pipeline) = polled(&env, &server.url("/dyn/h.rss")).await;
     let items = json_items(&pipeline, &config, "/feed.json").await;
     assert_eq!(items[0]["content_html"], "<p>deep words</p>");
     every_output_parses(&pipeline, &config).await;
@@ -236,9 +236,7 @@ async fn characters_xml_forbids_and_credentials_never_reach_an_output() {
     let server = FixtureServer::start().await;
     server.set("h.json", feed.to_string());
     let env = TestEnv::new();
-    let config = config_for(&env, &server.url("/dyn/h.json"), "", "");
-    let pipeline = app::pipeline(&config).unwrap();
-    poll(&pipeline, &config).await;
+    let (config, pipeline) = polled(&env, &server.url("/dyn/h.json")).await;
     every_output_parses(&pipeline, &config).await;
     for path in ["/feed.rss", "/feed.atom", "/feed.json", "/digest.json"] {
         let (_, body) = get(&pipeline, &config, path).await;
@@ -363,9 +361,7 @@ async fn a_refresh_storm_makes_one_fetch() {
 async fn a_comment_feed_subscribed_as_a_feed_keeps_every_entry() {
     let server = FixtureServer::start().await;
     let env = TestEnv::new();
-    let config = config_for(&env, &server.url("/f/post-comments.rss"), "", "");
-    let pipeline = app::pipeline(&config).unwrap();
-    poll(&pipeline, &config).await;
+    let (config, pipeline) = polled(&env, &server.url("/f/post-comments.rss")).await;
     let items = json_items(&pipeline, &config, "/feed.json").await;
     assert_eq!(items.len(), 4);
     for i in &items {
@@ -373,9 +369,8 @@ async fn a_comment_feed_subscribed_as_a_feed_keeps_every_entry() {
     }
 }
 
-#[tokio::test]
-async fn digest_comments_are_windowed_by_when_they_were_stored() {
-    // The site's comments date from 2012; they arrive today.
+/// The TTAC fixture with its site-wide comments feed, polled once.
+async fn ttac_with_site_comments() -> (FixtureServer, TestEnv, Config, paddock::poller::Pipeline) {
     let server = FixtureServer::start().await;
     let env = TestEnv::new();
     let text = format!(
@@ -387,6 +382,13 @@ async fn digest_comments_are_windowed_by_when_they_were_stored() {
     let config = Config::load(&env.config_path()).unwrap();
     let pipeline = app::pipeline(&config).unwrap();
     poll(&pipeline, &config).await;
+    (server, env, config, pipeline)
+}
+
+#[tokio::test]
+async fn digest_comments_are_windowed_by_when_they_were_stored() {
+    // The site's comments date from 2012; they arrive today.
+    let (_server, _env, config, pipeline) = ttac_with_site_comments().await;
     let (_, body) = get(&pipeline, &config, "/digest.json").await;
     let first: Value = serde_json::from_str(&body).unwrap();
     let comments = first["recent_comments"].as_array().unwrap();
@@ -404,17 +406,7 @@ async fn digest_comments_are_windowed_by_when_they_were_stored() {
 
 #[tokio::test]
 async fn comments_go_with_their_story() {
-    let server = FixtureServer::start().await;
-    let env = TestEnv::new();
-    let text = format!(
-        "[storage]\npath = \"data\"\n[[feed]]\nid = \"ttac\"\nurl = \"{}\"\ncomments_url = \"{}\"\n",
-        server.url("/f/wordpress.rss"),
-        server.url("/f/site-comments.rss")
-    );
-    std::fs::write(env.config_path(), text).unwrap();
-    let config = Config::load(&env.config_path()).unwrap();
-    let pipeline = app::pipeline(&config).unwrap();
-    poll(&pipeline, &config).await;
+    let (_server, _env, config, pipeline) = ttac_with_site_comments().await;
     let (_, recent) = get(&pipeline, &config, "/comments/recent.json").await;
     assert!(recent.contains("Lou_BC"), "{recent}");
 
@@ -525,9 +517,7 @@ async fn a_full_disk_is_said_stored_stories_still_served_and_validators_kept() {
     };
     server.set("h.rss", doc(3));
     let env = TestEnv::new();
-    let config = config_for(&env, &server.url("/dyn/h.rss"), "", "");
-    let pipeline = app::pipeline(&config).unwrap();
-    poll(&pipeline, &config).await;
+    let (config, pipeline) = polled(&env, &server.url("/dyn/h.rss")).await;
     assert_eq!(json_items(&pipeline, &config, "/feed.json").await.len(), 3);
 
     // The disk fills: less free space than the store keeps in reserve.
