@@ -6,16 +6,15 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError};
 use crate::fetch::Fetcher;
 use crate::metrics::Metrics;
-use crate::poller::PollReport;
 use crate::poller::schedule::Limits;
 use crate::poller::{InFlight, Pipeline, PollOptions, Poller};
-use crate::server::{self, AppState};
+use crate::server::{self, AppState, Control, Refreshing};
 use crate::store::Store;
 
 /// How long shutdown waits for polls in flight before leaving them.
@@ -52,23 +51,6 @@ fn rebuild(
         metrics,
         in_flight,
     })
-}
-
-/// What the HTTP admin routes ask of the running daemon.
-pub enum Control {
-    /// Re-read the config file; answers with the error sentence if it is bad.
-    Reload(oneshot::Sender<Result<(), String>>),
-    /// Poll one feed now, or join its poll in flight: the channel its
-    /// report arrives on, and whether a poll was already in flight.
-    Refresh(String, oneshot::Sender<Result<Refreshing, String>>),
-}
-
-/// A refresh under way.
-pub struct Refreshing {
-    /// Where the poll's report arrives.
-    pub report: tokio::sync::watch::Receiver<Option<PollReport>>,
-    /// A poll of the feed was already in flight, and this joined it.
-    pub joined: bool,
 }
 
 /// Runs the daemon on `listener` until `shutdown` is cancelled: polls on

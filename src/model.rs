@@ -411,6 +411,31 @@ pub struct FeedState {
     pub gone: Option<String>,
 }
 
+/// What one poll of one feed did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    NotModified,
+    Stored {
+        new: usize,
+        updated: usize,
+        unchanged: usize,
+    },
+    Failed(PollFailure),
+}
+
+#[derive(Debug, Clone)]
+pub struct PollReport {
+    pub feed: String,
+    pub outcome: Outcome,
+    pub elapsed: std::time::Duration,
+    /// The fetch alone, when one was made.
+    pub fetch_elapsed: Option<std::time::Duration>,
+    pub next_poll: Timestamp,
+    /// The feed answered 410 Gone: it is not polled again until its url
+    /// changes in the config.
+    pub gone: bool,
+}
+
 /// What one ingest changed, so later stages only do new work.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestReport {

@@ -11,7 +11,7 @@ use crate::config::{Config, FeedConfig, Source};
 use crate::fetch::{Document, FetchError, Fetched, Fetcher};
 use crate::model::{CommentReport, ErrorKind, FeedState, ItemId, PollFailure, Timestamp};
 use crate::parse;
-use crate::poller::refresh::write;
+use crate::poller::write;
 use crate::store::{CommentBatch, CommentSource, Store};
 
 /// The comment settings a poll needs.

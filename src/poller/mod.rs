@@ -6,7 +6,8 @@ pub mod comments;
 mod refresh;
 pub mod schedule;
 
-pub use refresh::{Outcome, PollError, PollReport, refresh_feed};
+pub use crate::model::{Outcome, PollReport};
+pub use refresh::{PollError, refresh_feed};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::FeedConfig;
 use crate::fetch::Fetcher;
 use crate::model::{ErrorKind, PollFailure};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use schedule::Limits;
 
 /// Everything one poll needs; cheap to clone.
@@ -260,5 +261,23 @@ async fn run_feed(pipeline: Pipeline, feed: FeedConfig, cancel: CancellationToke
             return cancel.cancelled().await;
         }
         due = Some(report.next_poll);
+    }
+}
+
+/// Runs a store write on the runtime's blocking threads. A write waits for
+/// the store's writer lock, and a runtime thread waiting there could
+/// neither fetch nor parse meanwhile: with two cores, that halved the
+/// ingest's overlap of parsing and storing.
+pub(crate) async fn write<T: Send + 'static>(
+    store: &Arc<Store>,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, PollError> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(result) => Ok(result?),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(PollError::Internal(format!(
+            "a store write was cancelled: {e}"
+        ))),
     }
 }

@@ -5,12 +5,12 @@ use std::time::Instant;
 
 use crate::config::FeedConfig;
 use crate::fetch::{FetchError, Fetched, Fetcher};
-use crate::model::{ErrorKind, FeedState, ItemId, PollFailure, Timestamp};
+use crate::model::{ErrorKind, FeedState, ItemId, Outcome, PollFailure, PollReport, Timestamp};
 use crate::normalize;
 use crate::parse::{self, ParseError};
-use crate::poller::PollOptions;
 use crate::poller::comments;
 use crate::poller::schedule::Politeness;
+use crate::poller::{PollOptions, write};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,31 +34,6 @@ impl PollError {
             PollError::Internal(_) => ErrorKind::Internal,
         }
     }
-}
-
-/// What one poll of one feed did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    NotModified,
-    Stored {
-        new: usize,
-        updated: usize,
-        unchanged: usize,
-    },
-    Failed(PollFailure),
-}
-
-#[derive(Debug, Clone)]
-pub struct PollReport {
-    pub feed: String,
-    pub outcome: Outcome,
-    pub elapsed: std::time::Duration,
-    /// The fetch alone, when one was made.
-    pub fetch_elapsed: Option<std::time::Duration>,
-    pub next_poll: Timestamp,
-    /// The feed answered 410 Gone: it is not polled again until its url
-    /// changes in the config.
-    pub gone: bool,
 }
 
 /// Polls one feed: conditional fetch, parse, normalize, store. Every
@@ -234,24 +209,6 @@ async fn poll(
         count_changed: report.count_changed,
         site_comments,
     })
-}
-
-/// Runs a store write on the runtime's blocking threads. A write waits for
-/// the store's writer lock, and a runtime thread waiting there could
-/// neither fetch nor parse meanwhile: with two cores, that halved the
-/// ingest's overlap of parsing and storing.
-pub(crate) async fn write<T: Send + 'static>(
-    store: &Arc<Store>,
-    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, PollError> {
-    let store = store.clone();
-    match tokio::task::spawn_blocking(move || f(&store)).await {
-        Ok(result) => Ok(result?),
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => Err(PollError::Internal(format!(
-            "a store write was cancelled: {e}"
-        ))),
-    }
 }
 
 fn succeed(

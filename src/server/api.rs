@@ -10,8 +10,7 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
-use super::{ApiError, AppState};
-use crate::app::Control;
+use super::{ApiError, AppState, Control};
 use crate::config::Source;
 use crate::model::{PollFailure, Timestamp};
 use crate::poller::Outcome;

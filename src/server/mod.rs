@@ -5,12 +5,14 @@
 mod api;
 mod cache;
 mod comments;
+mod control;
 mod digest;
 mod error;
 mod feeds;
 pub mod listen;
 mod river;
 
+pub use control::{Control, Refreshing};
 pub use error::ApiError;
 
 use std::sync::Arc;
@@ -27,7 +29,6 @@ use tokio::sync::mpsc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 
-use crate::app::Control;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::Store;

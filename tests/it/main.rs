@@ -6,6 +6,7 @@ mod cli;
 mod comments;
 mod digest;
 mod hostile;
+mod layout;
 mod operations;
 mod ops;
 mod pipeline;
