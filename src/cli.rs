@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app;
 use crate::config::Config;
 use crate::poller::{Outcome, PollReport};
-use crate::read::{self, DigestQuery};
+use crate::query::{self, DigestQuery};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Parser)]
@@ -178,7 +178,7 @@ fn digest(path: &Path, query: &DigestQuery) -> anyhow::Result<()> {
             ),
             e => e.into(),
         })?;
-    let json = read::digest_json(&store, &config, query)?;
+    let json = query::digest_json(&store, &config, query)?;
     println!("{json}");
     Ok(())
 }
@@ -220,7 +220,7 @@ fn opml_export(path: &Path) -> anyhow::Result<()> {
         },
         |id| match config.feed(id).map(|f| &f.source) {
             Some(crate::config::Source::Http(u)) => u.to_string(),
-            _ => read::url(&config, &format!("feeds/{id}/feed.rss")),
+            _ => query::url(&config, &format!("feeds/{id}/feed.rss")),
         },
         |_| None,
     );

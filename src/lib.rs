@@ -20,7 +20,7 @@
 
 pub mod app;
 pub mod cli;
-pub mod comments;
+pub mod comment_feed;
 pub mod config;
 pub mod fetch;
 pub mod metrics;
@@ -29,7 +29,7 @@ pub mod normalize;
 pub mod opml;
 pub mod parse;
 pub mod poller;
-pub mod read;
+pub mod query;
 pub mod render;
 pub mod server;
 pub mod store;

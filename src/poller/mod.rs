@@ -2,7 +2,7 @@
 //! when and how many at once, and [`Poller`] runs one task per feed for the
 //! daemon or polls a set of feeds once for `paddock poll`.
 
-pub mod comments;
+pub mod comment_feeds;
 mod refresh;
 pub mod schedule;
 
@@ -44,7 +44,7 @@ pub type InFlight = Arc<std::sync::Mutex<HashMap<String, watch::Receiver<Option<
 /// The settings a poll follows, from `[poll]` and `[output]`.
 #[derive(Debug, Clone, Copy)]
 pub struct PollOptions {
-    pub comments: comments::CommentOptions,
+    pub comments: comment_feeds::CommentOptions,
     pub politeness: schedule::Politeness,
     /// Stories taken from one document, the newest first: a feed keeps no
     /// more than `[storage].max_items_per_feed`, so taking more is waste.
@@ -54,7 +54,7 @@ pub struct PollOptions {
 impl From<&crate::config::Config> for PollOptions {
     fn from(c: &crate::config::Config) -> Self {
         PollOptions {
-            comments: comments::CommentOptions::from(c),
+            comments: comment_feeds::CommentOptions::from(c),
             politeness: schedule::Politeness {
                 min_interval: c.poll.min_interval,
                 max_interval: c.poll.max_interval,

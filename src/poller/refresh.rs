@@ -8,7 +8,7 @@ use crate::fetch::{FetchError, Fetched, Fetcher};
 use crate::model::{ErrorKind, FeedState, ItemId, Outcome, PollFailure, PollReport, Timestamp};
 use crate::normalize;
 use crate::parse::{self, ParseError};
-use crate::poller::comments;
+use crate::poller::comment_feeds;
 use crate::poller::schedule::Politeness;
 use crate::poller::{PollOptions, write};
 use crate::store::{Store, StoreError};
@@ -69,7 +69,7 @@ pub async fn refresh_feed(
         Ok(polled) => {
             state = attempt;
             // Comments never fail the feed: their errors are kept apart.
-            comments::refresh(
+            comment_feeds::refresh(
                 store,
                 fetcher,
                 feed,
@@ -181,8 +181,15 @@ async fn poll(
     state.site_link = parsed.site_link.or(state.site_link.take());
     let (batch, site_comments) = match &feed.comments_url {
         Some(source) => {
-            match comments::site_batch(store, fetcher, &feed.id, source, &options.comments, now)
-                .await
+            match comment_feeds::site_batch(
+                store,
+                fetcher,
+                &feed.id,
+                source,
+                &options.comments,
+                now,
+            )
+            .await
             {
                 Ok(batch) => (batch, Some(Ok(()))),
                 Err(e) => (None, Some(Err(e))),
@@ -198,7 +205,7 @@ async fn poll(
     })
     .await?;
     if let Some(c) = &report.comments {
-        comments::log_stored(&feed.id, c);
+        comment_feeds::log_stored(&feed.id, c);
     }
     Ok(Polled {
         outcome: Outcome::Stored {

@@ -14,7 +14,7 @@ use super::{ApiError, AppState, Control};
 use crate::config::Source;
 use crate::model::{PollFailure, Timestamp};
 use crate::poller::Outcome;
-use crate::read::{directory, url};
+use crate::query::{directory, url};
 
 pub fn router() -> Router<AppState> {
     Router::new()

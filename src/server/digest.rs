@@ -10,7 +10,7 @@ use axum::routing::get;
 
 use super::cache::{Rendered, etag_of, respond};
 use super::{ApiError, AppState};
-use crate::read::{DigestQuery, digest_json};
+use crate::query::{DigestQuery, digest_json};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/digest.json", get(digest))

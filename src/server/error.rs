@@ -18,9 +18,9 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-impl From<crate::read::ReadError> for ApiError {
-    fn from(e: crate::read::ReadError) -> Self {
-        use crate::read::ReadError;
+impl From<crate::query::ReadError> for ApiError {
+    fn from(e: crate::query::ReadError) -> Self {
+        use crate::query::ReadError;
         match e {
             ReadError::BadRequest(m) => ApiError::BadRequest(m),
             ReadError::NotFound(m) => ApiError::NotFound(m),

@@ -14,7 +14,7 @@ use super::cache::{Rendered, respond};
 use super::{ApiError, AppState};
 use crate::config::Config;
 use crate::model::Item;
-use crate::read::{self, directory, group_members, url};
+use crate::query::{directory, group_members, url};
 use crate::render::{self, Channel};
 
 #[derive(Debug, Clone, Copy)]
@@ -104,7 +104,7 @@ async fn merged(
     format: Format,
 ) -> Result<Response, ApiError> {
     let config = state.config.load_full();
-    let limit = read::limit(query.get("limit").map(String::as_str), config.output.items)?;
+    let limit = crate::query::limit(query.get("limit").map(String::as_str), config.output.items)?;
     // A reload counts the config's version up, so it keys new entries.
     let key = format!("{}/{}?{limit}", config.version, scope.path(format));
     let generation = state.store.generation();

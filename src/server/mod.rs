@@ -4,12 +4,12 @@
 
 mod api;
 mod cache;
-mod comments;
 mod control;
 mod digest;
 mod error;
 mod feeds;
 pub mod listen;
+mod recent_comments;
 mod river;
 
 pub use control::{Control, Refreshing};
@@ -87,7 +87,7 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(feeds::router())
-        .merge(comments::router())
+        .merge(recent_comments::router())
         .merge(digest::router())
         .merge(api::router())
         .merge(river::router());

@@ -11,7 +11,7 @@ use axum::routing::get;
 
 use super::{ApiError, AppState};
 use crate::model::Item;
-use crate::read::{directory_of, feed_states, group_members, url};
+use crate::query::{directory_of, feed_states, group_members, url};
 use crate::render::html::{CSS, FeedLine, RiverInput, river};
 
 /// Stories per page of the river.

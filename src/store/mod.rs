@@ -3,17 +3,17 @@
 //! at open, story indexes in memory (`index`), and one writer at a time so
 //! that a poll's lookups and its atomic batch see the same state.
 
-mod comments;
+mod comment_records;
 mod index;
 mod keys;
 mod migrate;
 mod pending;
 mod retention;
 
-pub use comments::{CommentBatch, CommentSource, STREAM_MAX, STREAM_SLACK};
+pub use comment_records::{CommentBatch, CommentSource, STREAM_MAX, STREAM_SLACK};
 pub use retention::{Pruned, TOMBSTONE_KEEP};
 
-use comments::Named;
+use comment_records::Named;
 use index::{Edits, Head, Index, Position};
 use pending::Pending;
 

@@ -131,7 +131,7 @@ impl Store {
     /// Whether a `k:` record belongs to no stored story: joined to one
     /// that is gone, or never joined and older than `cutoff`.
     pub(super) fn comment_is_stale(&self, value: &[u8], cutoff: Timestamp) -> bool {
-        match super::comments::decode_comment_ref(value) {
+        match super::comment_records::decode_comment_ref(value) {
             (Some(id), _) => !self.index().stored.contains_key(&id),
             (None, time) => time.is_some_and(|t| t < cutoff),
         }

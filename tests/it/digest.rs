@@ -5,7 +5,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use paddock::app;
-use paddock::read::{DigestQuery, digest_json};
+use paddock::query::{DigestQuery, digest_json};
 
 use crate::pipeline::get;
 use crate::support::{FixtureServer, TestEnv, fixture, have};

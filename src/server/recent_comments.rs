@@ -39,7 +39,7 @@ async fn recent(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Recent>, ApiError> {
-    let limit = crate::read::limit(query.get("limit").map(String::as_str), DEFAULT_LIMIT)?;
+    let limit = crate::query::limit(query.get("limit").map(String::as_str), DEFAULT_LIMIT)?;
     let mut comments = Vec::new();
     for rc in state.store.recent_comments(limit)? {
         let item = match rc.item {

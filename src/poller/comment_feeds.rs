@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::comments::{from_item_feed, from_site_feed, same_site};
+use crate::comment_feed::{from_item_feed, from_site_feed, same_site};
 use crate::config::{Config, FeedConfig, Source};
 use crate::fetch::{Document, FetchError, Fetched, Fetcher};
 use crate::model::{CommentReport, ErrorKind, FeedState, ItemId, PollFailure, Timestamp};
