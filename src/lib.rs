@@ -33,4 +33,5 @@ pub mod query;
 pub mod render;
 pub mod server;
 pub mod store;
+pub mod stories;
 pub mod text;

@@ -76,16 +76,6 @@ pub enum CountSource {
     SiteFeed,
 }
 
-impl CommentInfo {
-    /// Takes `count` from `source` unless a better source already said.
-    pub fn offer(&mut self, source: CountSource, count: u32) {
-        if self.source.is_none_or(|held| source <= held) {
-            self.count = Some(count);
-            self.source = Some(source);
-        }
-    }
-}
-
 /// One comment, as stored and shown: plain text, never markup.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comment {
@@ -434,6 +424,26 @@ pub struct PollReport {
     /// The feed answered 410 Gone: it is not polled again until its url
     /// changes in the config.
     pub gone: bool,
+}
+
+/// Where a batch of comments came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CommentSource {
+    /// A site-wide comments feed (`comments_url`).
+    Site,
+    /// One story's own comment feed, which listed `entries` comments.
+    ItemFeed { item: ItemId, entries: u32 },
+}
+
+/// A comments document read in the same poll as its feed, to be stored in
+/// the feed's own write.
+#[derive(Debug, Clone)]
+pub struct CommentBatch {
+    pub comments: Vec<IncomingComment>,
+    pub source: CommentSource,
+    /// The document's URL and validators, kept for its next fetch.
+    pub url: String,
+    pub validators: Validators,
 }
 
 /// What one ingest changed, so later stages only do new work.

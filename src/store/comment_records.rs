@@ -8,9 +8,10 @@ use super::index::link_hash;
 use super::pending::Pending;
 use super::{Store, StoreError, encode, keys};
 use crate::model::{
-    Candidate, Comment, CommentReport, CountSource, IncomingComment, Item, ItemId, RecentComment,
-    Target, Timestamp, Validators,
+    Candidate, Comment, CommentBatch, CommentReport, CommentSource, CountSource, IncomingComment,
+    Item, ItemId, RecentComment, Target, Timestamp,
 };
+use crate::stories;
 
 /// The site-wide stream keeps this many newest comments.
 pub const STREAM_MAX: usize = 1000;
@@ -19,26 +20,6 @@ pub const STREAM_MAX: usize = 1000;
 /// many new comments rather than on every write. Readers never ask for
 /// more than `STREAM_MAX`.
 pub const STREAM_SLACK: usize = 200;
-
-/// Where a batch of comments came from.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum CommentSource {
-    /// A site-wide comments feed (`comments_url`).
-    Site,
-    /// One story's own comment feed, which listed `entries` comments.
-    ItemFeed { item: ItemId, entries: u32 },
-}
-
-/// A comments document read in the same poll as its feed, to be stored in
-/// the feed's own write.
-#[derive(Debug, Clone)]
-pub struct CommentBatch {
-    pub comments: Vec<IncomingComment>,
-    pub source: CommentSource,
-    /// The document's URL and validators, kept for its next fetch.
-    pub url: String,
-    pub validators: Validators,
-}
 
 /// The stories a batch of comments names, by id or link.
 pub(super) struct Named<'a> {
@@ -163,7 +144,7 @@ impl Store {
                         report.dropped += 1;
                         continue;
                     };
-                    attach(&mut item, &ic.comment, keep, source);
+                    stories::attach(&mut item, &ic.comment, keep, source);
                     stories.put(item);
                     changed = true;
                     joined_here.insert(ic.comment.id.clone(), id);
@@ -208,10 +189,10 @@ impl Store {
         // changes only if that count is news.
         if let CommentSource::ItemFeed { item, entries } = source {
             if let Some(story) = stories.get_mut(&item) {
-                story.comments.offer(CountSource::ItemFeed, entries);
+                stories::offer_count(&mut story.comments, CountSource::ItemFeed, entries);
             } else if let Some(mut story) = self.item(&item)? {
                 let before = story.comments.clone();
-                story.comments.offer(CountSource::ItemFeed, entries);
+                stories::offer_count(&mut story.comments, CountSource::ItemFeed, entries);
                 if story.comments != before {
                     stories.put(story);
                     changed = true;
@@ -271,7 +252,7 @@ impl Store {
                 continue; // joined meanwhile, through another of its targets
             }
             let time = time.unwrap_or_else(|| comment.published.unwrap_or(item.first_seen));
-            attach(item, &comment, keep, CommentSource::Site);
+            stories::attach(item, &comment, keep, CommentSource::Site);
             any = true;
             batch.insert(keys::comment(&hash), comment_ref(Some(item.id), time));
             let entry = RecentComment {
@@ -285,19 +266,22 @@ impl Store {
         Ok(any)
     }
 
+    /// The story a comment belongs to, by [`stories::find_story`]: an id
+    /// stored or in this write, a story link, or a parent comment joined
+    /// earlier in this document or before.
     fn resolve(
         &self,
         feed: &str,
         targets: &[Target],
         joined_here: &HashMap<String, ItemId>,
-        stories: &Pending,
+        pending: &Pending,
     ) -> Result<Option<ItemId>, StoreError> {
-        for t in targets {
-            let found = match t {
+        stories::find_story(targets, |t| {
+            Ok(match t {
                 Target::Item(id) => {
-                    (stories.contains(id) || self.index().stored.contains_key(id)).then_some(*id)
+                    (pending.contains(id) || self.index().stored.contains_key(id)).then_some(*id)
                 }
-                Target::Link(link) => stories.linked(link).or_else(|| self.index().linked(link)),
+                Target::Link(link) => pending.linked(link).or_else(|| self.index().linked(link)),
                 Target::Comment(parent) => match joined_here.get(parent) {
                     Some(id) => Some(*id),
                     None => self
@@ -305,12 +289,8 @@ impl Store {
                         .get(keys::comment(&keys::comment_hash(feed, parent)))?
                         .and_then(|v| decode_comment_ref(&v).0),
                 },
-            };
-            if found.is_some() {
-                return Ok(found);
-            }
-        }
-        Ok(None)
+            })
+        })
     }
 
     /// Counts `n` entries written to the stream (some may have replaced
@@ -351,23 +331,6 @@ impl Store {
 struct Waiting {
     comment: Comment,
     hash: [u8; 16],
-}
-
-/// Adds a comment to a story's recent comments (newest first, at most
-/// `keep`) and counts it once.
-fn attach(item: &mut Item, comment: &Comment, keep: usize, source: CommentSource) {
-    if item.recent_comments.iter().any(|c| c.id == comment.id) {
-        return;
-    }
-    item.comments_seen += 1;
-    item.recent_comments.push(comment.clone());
-    item.recent_comments
-        .sort_by(|a, b| b.published.cmp(&a.published));
-    item.recent_comments.truncate(keep);
-    if source == CommentSource::Site {
-        item.comments
-            .offer(CountSource::SiteFeed, item.comments_seen);
-    }
 }
 
 /// `k:` values: the story's id when joined (16 bytes, else none), then the

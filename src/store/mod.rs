@@ -10,7 +10,8 @@ mod migrate;
 mod pending;
 mod retention;
 
-pub use comment_records::{CommentBatch, CommentSource, STREAM_MAX, STREAM_SLACK};
+pub use crate::model::{CommentBatch, CommentSource};
+pub use comment_records::{STREAM_MAX, STREAM_SLACK};
 pub use retention::{Pruned, TOMBSTONE_KEEP};
 
 use comment_records::Named;
@@ -28,8 +29,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    Candidate, CountSource, FeedState, IngestReport, Item, ItemId, Timestamp, Validators, later,
+    Candidate, FeedState, IngestReport, Item, ItemId, Timestamp, Validators, later,
 };
+use crate::stories;
 
 /// The default of `[storage].min_free_bytes`: 64 MiB.
 pub const DEFAULT_MIN_FREE: u64 = 64 << 20;
@@ -461,13 +463,17 @@ impl Store {
                     }
                 }
                 Some(old) => {
-                    let takes_over = old.feed != feed
-                        && is_origin(state.site_link.as_deref(), old.link.as_deref())
-                        && !is_origin(
-                            self.feed_state(&old.feed)?.site_link.as_deref(),
-                            old.link.as_deref(),
-                        );
-                    let mut item = merge(old.clone(), feed, fresh, takes_over);
+                    let owner_site = match old.feed == feed {
+                        true => None,
+                        false => self.feed_state(&old.feed)?.site_link,
+                    };
+                    let takes_over = stories::takes_over(
+                        &old,
+                        feed,
+                        state.site_link.as_deref(),
+                        owner_site.as_deref(),
+                    );
+                    let mut item = stories::merge(old.clone(), feed, fresh, takes_over);
                     if item == old {
                         report.unchanged += 1;
                         continue;
@@ -820,63 +826,6 @@ fn stamp(last: &mut Timestamp) -> Timestamp {
     let t = chrono::Utc::now().max(next);
     *last = t;
     t
-}
-
-/// Whether a feed whose site is `site` is the story's own site: the story's
-/// link is on the same host.
-fn is_origin(site: Option<&str>, link: Option<&str>) -> bool {
-    let host = |u: &str| {
-        url::Url::parse(u).ok().and_then(|u| {
-            u.host_str()
-                .map(|h| h.trim_start_matches("www.").to_ascii_lowercase())
-        })
-    };
-    match (site.and_then(host), link.and_then(host)) {
-        (Some(a), Some(b)) => a == b,
-        _ => false,
-    }
-}
-
-/// The story as the feed now tells it. One feed owns a story's content:
-/// letting two feeds rewrite it would make it flip between their versions
-/// on every poll. The owner is the first feed to store it, until the
-/// story's own site (its link's host) carries it: the origin takes over
-/// from an aggregator. Another feed only adds itself to `also_in`, and may
-/// state a comment count the owner does not.
-fn merge(mut item: Item, feed: &str, fresh: Item, takes_over: bool) -> Item {
-    if takes_over {
-        let previous = std::mem::replace(&mut item.feed, feed.to_string());
-        item.also_in.retain(|f| f != feed);
-        item.also_in.push(previous);
-    } else if item.feed != feed {
-        if !item.also_in.iter().any(|f| f == feed) {
-            item.also_in.push(feed.to_string());
-        }
-        if let Some(n) = fresh.comments.count
-            && item.comments.source != Some(CountSource::Feed)
-        {
-            item.comments.offer(CountSource::Feed, n);
-        }
-        let comments = &mut item.comments;
-        comments.page_url = comments.page_url.take().or(fresh.comments.page_url);
-        comments.feed_url = comments.feed_url.take().or(fresh.comments.feed_url);
-        return item;
-    }
-    item.title = fresh.title;
-    item.link = fresh.link.or(item.link);
-    item.authors = fresh.authors;
-    item.summary = fresh.summary;
-    item.content = fresh.content;
-    item.published = fresh.published.or(item.published);
-    item.updated = fresh.updated.or(item.updated);
-    item.categories = fresh.categories;
-    item.image = fresh.image.or(item.image);
-    if let Some(n) = fresh.comments.count {
-        item.comments.offer(CountSource::Feed, n);
-    }
-    item.comments.page_url = fresh.comments.page_url.or(item.comments.page_url);
-    item.comments.feed_url = fresh.comments.feed_url.or(item.comments.feed_url);
-    item
 }
 
 /// How many index entries a reader takes per turn of the read lock.

@@ -1,0 +1,294 @@
+//! The story rules, as plain functions over plain data: who owns a story
+//! and when its own site takes it over, how `also_in` grows, which comment
+//! count wins, how a comment finds its story, and how a comment joins it.
+//! The store persists what these decide and decides nothing itself; no
+//! sled, no clock, no network here.
+//!
+//! Waiting comments follow the same rules: a comment whose story is not
+//! stored yet waits under the story's link, and joins (by [`attach`]) the
+//! story that arrives with that link, unless one of its other ways to its
+//! story found it meanwhile.
+
+use crate::model::{Comment, CommentInfo, CommentSource, CountSource, Item, ItemId, Target};
+
+/// Whether a feed whose site is `site` is the story's own site: the
+/// story's link is on the same host, `www.` aside.
+pub fn is_origin(site: Option<&str>, link: Option<&str>) -> bool {
+    let host = |u: &str| {
+        url::Url::parse(u).ok().and_then(|u| {
+            u.host_str()
+                .map(|h| h.trim_start_matches("www.").to_ascii_lowercase())
+        })
+    };
+    match (site.and_then(host), link.and_then(host)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Whether `feed` (whose site is `feed_site`) takes a stored story over
+/// from its owner (whose site is `owner_site`): it is the story's own
+/// site and the owner is not.
+pub fn takes_over(
+    stored: &Item,
+    feed: &str,
+    feed_site: Option<&str>,
+    owner_site: Option<&str>,
+) -> bool {
+    let link = stored.link.as_deref();
+    stored.feed != feed && is_origin(feed_site, link) && !is_origin(owner_site, link)
+}
+
+/// The story as `feed` now tells it (`fresh`). One feed owns a story's
+/// content: letting two feeds rewrite it would make it flip between their
+/// versions on every poll. The owner is the first feed to store it, until
+/// the story's own site carries it ([`takes_over`]); the old owner then
+/// joins `also_in`. Another feed only adds itself to `also_in`, fills in
+/// comment links the story lacks, and states a count while no feed has.
+pub fn merge(mut item: Item, feed: &str, fresh: Item, takes_over: bool) -> Item {
+    if takes_over {
+        let previous = std::mem::replace(&mut item.feed, feed.to_string());
+        item.also_in.retain(|f| f != feed);
+        item.also_in.push(previous);
+    } else if item.feed != feed {
+        if !item.also_in.iter().any(|f| f == feed) {
+            item.also_in.push(feed.to_string());
+        }
+        if let Some(n) = fresh.comments.count
+            && item.comments.source != Some(CountSource::Feed)
+        {
+            offer_count(&mut item.comments, CountSource::Feed, n);
+        }
+        let comments = &mut item.comments;
+        comments.page_url = comments.page_url.take().or(fresh.comments.page_url);
+        comments.feed_url = comments.feed_url.take().or(fresh.comments.feed_url);
+        return item;
+    }
+    item.title = fresh.title;
+    item.link = fresh.link.or(item.link);
+    item.authors = fresh.authors;
+    item.summary = fresh.summary;
+    item.content = fresh.content;
+    item.published = fresh.published.or(item.published);
+    item.updated = fresh.updated.or(item.updated);
+    item.categories = fresh.categories;
+    item.image = fresh.image.or(item.image);
+    if let Some(n) = fresh.comments.count {
+        offer_count(&mut item.comments, CountSource::Feed, n);
+    }
+    item.comments.page_url = fresh.comments.page_url.or(item.comments.page_url);
+    item.comments.feed_url = fresh.comments.feed_url.or(item.comments.feed_url);
+    item
+}
+
+/// Takes `count` from `source` unless a better source already said: the
+/// contract's order is the story's own feed, then its own comment feed,
+/// then the site-wide comments feed (a lower bound). A worse source never
+/// replaces a better one; the same source replaces itself.
+pub fn offer_count(info: &mut CommentInfo, source: CountSource, count: u32) {
+    if info.source.is_none_or(|held| source <= held) {
+        info.count = Some(count);
+        info.source = Some(source);
+    }
+}
+
+/// Adds a comment to a story: its recent comments stay newest first, at
+/// most `keep`, each comment once; a comment from the site-wide feed counts
+/// towards the story's lower-bound count. Returns whether it was new to
+/// the story.
+pub fn attach(item: &mut Item, comment: &Comment, keep: usize, source: CommentSource) -> bool {
+    if item.recent_comments.iter().any(|c| c.id == comment.id) {
+        return false;
+    }
+    item.comments_seen += 1;
+    item.recent_comments.push(comment.clone());
+    item.recent_comments
+        .sort_by(|a, b| b.published.cmp(&a.published));
+    item.recent_comments.truncate(keep);
+    if source == CommentSource::Site {
+        offer_count(
+            &mut item.comments,
+            CountSource::SiteFeed,
+            item.comments_seen,
+        );
+    }
+    true
+}
+
+/// The story a comment belongs to: its ways to its story (see
+/// `comment_feed`) are tried best first, and the first that `find` resolves
+/// wins. `find` answers for one way: a story id known for certain, a story
+/// link, or a parent comment (itself joined earlier: a reply to a reply
+/// reaches the story through the chain).
+pub fn find_story<E>(
+    targets: &[Target],
+    mut find: impl FnMut(&Target) -> Result<Option<ItemId>, E>,
+) -> Result<Option<ItemId>, E> {
+    for t in targets {
+        if let Some(id) = find(t)? {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::model::Timestamp;
+
+    fn at(hour: u32) -> Timestamp {
+        use chrono::TimeZone;
+        chrono::Utc
+            .with_ymd_and_hms(2026, 11, 21, hour, 0, 0)
+            .unwrap()
+    }
+
+    fn story(feed: &str, link: &str) -> Item {
+        Item {
+            id: ItemId([1; 16]),
+            feed: feed.into(),
+            also_in: Vec::new(),
+            guid: None,
+            title: format!("as {feed} tells it"),
+            link: Some(link.into()),
+            authors: Vec::new(),
+            summary: None,
+            content: None,
+            published: None,
+            updated: None,
+            first_seen: at(8),
+            last_changed: at(8),
+            categories: Vec::new(),
+            image: None,
+            comments: CommentInfo::default(),
+            recent_comments: Vec::new(),
+            comments_seen: 0,
+        }
+    }
+
+    fn comment(id: &str, hour: u32) -> Comment {
+        Comment {
+            id: id.into(),
+            author: None,
+            text: id.into(),
+            url: None,
+            published: Some(at(hour)),
+        }
+    }
+
+    const LINK: &str = "https://www.thetruthaboutcars.com/2012/04/infiniti/";
+
+    #[test]
+    fn the_story_s_own_site_takes_it_over_and_keeps_it() {
+        let wire = story("wire", LINK);
+        let ttac_site = Some("https://thetruthaboutcars.com/");
+        let wire_site = Some("https://wire.example/");
+        assert!(takes_over(&wire, "ttac", ttac_site, wire_site));
+        let taken = merge(wire.clone(), "ttac", story("ttac", LINK), true);
+        assert_eq!(taken.feed, "ttac");
+        assert_eq!(taken.also_in, ["wire"]);
+        assert_eq!(taken.title, "as ttac tells it");
+        // An origin owner keeps it; a feed that is not the origin never
+        // takes over; the owner itself does not "take over".
+        assert!(!takes_over(&taken, "mirror", ttac_site, ttac_site));
+        assert!(!takes_over(&wire, "other", wire_site, wire_site));
+        assert!(!takes_over(&taken, "ttac", ttac_site, wire_site));
+    }
+
+    #[test]
+    fn other_feeds_join_also_in_once_and_change_no_content() {
+        let owned = story("ttac", LINK);
+        let mut other = story("wire", LINK);
+        other.comments.page_url = Some("https://wire.example/c".into());
+        other.comments.count = Some(7);
+        let once = merge(owned, "wire", other.clone(), false);
+        let twice = merge(once.clone(), "wire", other, false);
+        assert_eq!(twice.also_in, ["wire"]);
+        assert_eq!(twice.title, "as ttac tells it");
+        // It fills in what the owner left out: a comments page and a count.
+        assert_eq!(
+            twice.comments.page_url.as_deref(),
+            Some("https://wire.example/c")
+        );
+        assert_eq!(twice.comments.count, Some(7));
+        assert_eq!(once, twice);
+    }
+
+    #[test]
+    fn a_better_count_source_wins_and_a_worse_never_replaces_it() {
+        let mut info = CommentInfo::default();
+        offer_count(&mut info, CountSource::SiteFeed, 2);
+        offer_count(&mut info, CountSource::ItemFeed, 5);
+        assert_eq!(
+            (info.count, info.source),
+            (Some(5), Some(CountSource::ItemFeed))
+        );
+        offer_count(&mut info, CountSource::SiteFeed, 9);
+        assert_eq!(info.count, Some(5), "the site feed is only a lower bound");
+        offer_count(&mut info, CountSource::Feed, 4);
+        offer_count(&mut info, CountSource::ItemFeed, 6);
+        assert_eq!(
+            (info.count, info.source),
+            (Some(4), Some(CountSource::Feed))
+        );
+        offer_count(&mut info, CountSource::Feed, 3);
+        assert_eq!(info.count, Some(3), "a source replaces itself");
+    }
+
+    #[test]
+    fn comments_join_once_newest_first_and_count_from_the_site_feed() {
+        let mut item = story("ttac", LINK);
+        assert!(attach(&mut item, &comment("a", 9), 2, CommentSource::Site));
+        assert!(attach(&mut item, &comment("b", 11), 2, CommentSource::Site));
+        assert!(!attach(&mut item, &comment("a", 9), 2, CommentSource::Site));
+        assert!(attach(&mut item, &comment("c", 10), 2, CommentSource::Site));
+        let ids: Vec<_> = item.recent_comments.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["b", "c"], "newest first, at most `keep`");
+        assert_eq!(item.comments_seen, 3);
+        assert_eq!(item.comments.count, Some(3));
+        assert_eq!(item.comments.source, Some(CountSource::SiteFeed));
+        // A story's own comment feed states its count by its length instead.
+        let mut own = story("ttac", LINK);
+        let source = CommentSource::ItemFeed {
+            item: own.id,
+            entries: 40,
+        };
+        attach(&mut own, &comment("a", 9), 5, source);
+        assert_eq!(own.comments.count, None);
+    }
+
+    #[test]
+    fn a_reply_to_a_reply_finds_the_story_through_its_parents() {
+        let story_id = ItemId([9; 16]);
+        let links = HashMap::from([(LINK.to_string(), story_id)]);
+        let mut joined: HashMap<String, ItemId> = HashMap::new();
+        let mut find = |targets: &[Target], joined: &HashMap<String, ItemId>| {
+            find_story::<()>(targets, |t| {
+                Ok(match t {
+                    Target::Item(id) => (*id == story_id).then_some(*id),
+                    Target::Link(l) => links.get(l).copied(),
+                    Target::Comment(parent) => joined.get(parent).copied(),
+                })
+            })
+            .unwrap()
+        };
+        // The first comment names the story by link; a reply names only
+        // its parent; a reply to that reply only its own parent.
+        let first = find(&[Target::Link(LINK.into())], &joined);
+        assert_eq!(first, Some(story_id));
+        joined.insert("c1".into(), story_id);
+        let reply = find(&[Target::Comment("c1".into())], &joined);
+        joined.insert("c2".into(), reply.unwrap());
+        assert_eq!(
+            find(&[Target::Comment("c2".into())], &joined),
+            Some(story_id)
+        );
+        // Best first: an unknown id does not stop a later way from working.
+        let ways = [Target::Item(ItemId([0; 16])), Target::Link(LINK.into())];
+        assert_eq!(find(&ways, &joined), Some(story_id));
+        assert_eq!(find(&[Target::Comment("unknown".into())], &joined), None);
+    }
+}
