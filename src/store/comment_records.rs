@@ -76,7 +76,7 @@ impl Store {
     ) -> Result<CommentReport, StoreError> {
         self.room()?;
         let mut writer = self.write_lock();
-        let stored = super::stamp(&mut writer);
+        let stored = writer.stamp();
         let mut batch = sled::Batch::default();
         let mut stories = Pending::default();
         let joined = self.join_comments(feed, comments, &mut stories, &mut batch, now, stored)?;

@@ -21,7 +21,7 @@ use pending::Pending;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -114,6 +114,8 @@ pub struct Store {
     /// The story indexes, rebuilt at open and changed only by a writer,
     /// after its batch is written.
     index: RwLock<Index>,
+    /// Stamps and digest cursors, without a reader taking `writer`.
+    stamps: Stamps,
     /// Nanoseconds spent holding `writer`, for [`Store::write_time`].
     busy: AtomicU64,
     /// Bumped on every change that an output could show.
@@ -211,6 +213,10 @@ impl Store {
             db,
             tree,
             writer: Mutex::new(last_stamp),
+            stamps: Stamps {
+                committed: AtomicI64::new(index::nanos(last_stamp)),
+                ..Stamps::default()
+            },
             index: RwLock::new(index),
             busy: AtomicU64::new(0),
             states: Mutex::new(HashMap::new()),
@@ -270,8 +276,11 @@ impl Store {
     }
 
     fn write_lock(&self) -> Writing<'_> {
+        let last_stamp = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.stamps.in_flight.fetch_add(1, Ordering::SeqCst);
         Writing {
-            last_stamp: self.writer.lock().unwrap_or_else(|p| p.into_inner()),
+            last_stamp,
+            stamps: &self.stamps,
             busy: &self.busy,
             since: Instant::now(),
         }
@@ -446,7 +455,7 @@ impl Store {
             }
             match existing {
                 None => {
-                    fresh.first_seen = stamp(&mut last_stamp);
+                    fresh.first_seen = last_stamp.stamp();
                     // Comments that arrived before their story join it now.
                     let joined = self.attach_orphans(&mut fresh, &mut batch)?;
                     if fresh.comments.count != Some(0) {
@@ -492,7 +501,7 @@ impl Store {
         }
         let joined = match comments {
             Some(c) => {
-                let stored = stamp(&mut last_stamp);
+                let stored = last_stamp.stamp();
                 Some(self.join_comments(feed, c, &mut stories, &mut batch, now, stored)?)
             }
             None => None,
@@ -517,12 +526,11 @@ impl Store {
         Ok(report)
     }
 
-    /// A digest cursor: a time after every stored story's `first_seen` and
-    /// before every later one's. Taken under the writer lock, so a story
-    /// stamped before it is already written.
+    /// A digest cursor: every story (and comment) stamped before it is
+    /// stored and visible, every one stamped later is stamped at or after
+    /// it. Never waits for a writer (see [`Stamps`]).
     pub fn cursor(&self) -> Timestamp {
-        let mut last = self.write_lock();
-        stamp(&mut last)
+        chrono::DateTime::from_timestamp_nanos(self.stamps.cursor())
     }
 
     /// Stories first seen in `[since, until)` that `keep` accepts, oldest
@@ -819,13 +827,34 @@ fn prepare(feed: &str, c: Candidate, encode: bool, now: Timestamp) -> Result<Pre
     })
 }
 
-/// A `first_seen` later than every one handed out before, so that stories
-/// have a strict order and a digest cursor never splits a batch.
-fn stamp(last: &mut Timestamp) -> Timestamp {
-    let next = later(*last, Duration::from_nanos(1));
-    let t = chrono::Utc::now().max(next);
-    *last = t;
-    t
+/// How stamps (`first_seen`, a comment's storage time) and digest cursors
+/// agree without a reader ever taking the writer lock. Writers stamp
+/// under the lock, later than every stamp before and than `floor`; a
+/// reader that wants a cursor first raises `floor` to the clock, so no
+/// write that begins afterwards can stamp before it. If no write is in
+/// flight, the clock is the cursor; if one is, its stamps may be earlier
+/// and not yet visible, so the cursor is the last stamp of the last write
+/// that finished (`committed`). Cursors only grow (`issued`). All of it in
+/// nanoseconds, sequentially consistent: the reader's raise-then-look and
+/// the writer's enter-then-read-floor cannot both miss each other.
+#[derive(Default)]
+struct Stamps {
+    floor: AtomicI64,
+    in_flight: AtomicUsize,
+    committed: AtomicI64,
+    issued: AtomicI64,
+}
+
+impl Stamps {
+    fn cursor(&self) -> i64 {
+        let now = index::nanos(chrono::Utc::now());
+        self.floor.fetch_max(now, Ordering::SeqCst);
+        let safe = match self.in_flight.load(Ordering::SeqCst) {
+            0 => now,
+            _ => self.committed.load(Ordering::SeqCst),
+        };
+        self.issued.fetch_max(safe, Ordering::SeqCst).max(safe)
+    }
 }
 
 /// How many index entries a reader takes per turn of the read lock.
@@ -852,12 +881,28 @@ fn decode_position(bytes: &[u8]) -> Option<Position> {
     Some((millis, ItemId(bytes[8..].try_into().ok()?)))
 }
 
-/// The writer lock, held: derefs to the last `first_seen` handed out, and
-/// adds the time it was held to the store's write time.
+/// The writer lock, held: derefs to the last `first_seen` handed out,
+/// hands out stamps, and adds the time it was held to the store's write
+/// time. While it is held a write is in flight (see [`Stamps`]).
 struct Writing<'a> {
     last_stamp: MutexGuard<'a, Timestamp>,
+    stamps: &'a Stamps,
     busy: &'a AtomicU64,
     since: Instant,
+}
+
+impl Writing<'_> {
+    /// A stamp later than every one handed out before and than every
+    /// cursor a reader took, so that stories have a strict order and a
+    /// digest cursor never splits a write.
+    fn stamp(&mut self) -> Timestamp {
+        let floor = self.stamps.floor.load(Ordering::SeqCst);
+        let next = later(*self.last_stamp, Duration::from_nanos(1))
+            .max(chrono::DateTime::from_timestamp_nanos(floor) + chrono::Duration::nanoseconds(1));
+        let t = chrono::Utc::now().max(next);
+        *self.last_stamp = t;
+        t
+    }
 }
 
 impl std::ops::Deref for Writing<'_> {
@@ -875,6 +920,11 @@ impl std::ops::DerefMut for Writing<'_> {
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
+        // The write is done (its batch applied, the indexes changed):
+        // every stamp so far is visible.
+        let last = index::nanos(*self.last_stamp);
+        self.stamps.committed.fetch_max(last, Ordering::SeqCst);
+        self.stamps.in_flight.fetch_sub(1, Ordering::SeqCst);
         let held = self.since.elapsed().as_nanos() as u64;
         self.busy.fetch_add(held, Ordering::Relaxed);
     }

@@ -375,3 +375,52 @@ fn stories_and_their_comments_from_one_poll_are_one_write() {
         .unwrap();
     assert_eq!(ids(9), ["e"]);
 }
+
+#[test]
+fn digest_cursors_taken_during_writes_split_no_write_and_never_wait() {
+    // One thread writes stories in small batches; another takes cursors
+    // meanwhile. The windows between consecutive cursors hold every story
+    // exactly once, and a story is in a window only once it is visible.
+    let (_dir, store) = open();
+    let store = std::sync::Arc::new(store);
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for batch in 0..60u8 {
+                let candidates = (0..4).map(|i| {
+                    let mut c = candidate(batch.wrapping_mul(4).wrapping_add(i));
+                    c.fresh_id = ItemId([batch, i, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7]);
+                    c.canonical_link = None;
+                    c.entry.link = None;
+                    c
+                });
+                let state = FeedState::default();
+                store
+                    .ingest("feed", candidates.collect(), &state, chrono::Utc::now())
+                    .unwrap();
+            }
+        })
+    };
+    let mut cursors = vec![chrono::DateTime::UNIX_EPOCH];
+    let mut seen = std::collections::HashSet::new();
+    while !writer.is_finished() || cursors.len() < 3 {
+        let c = store.cursor();
+        let last = *cursors.last().unwrap();
+        assert!(c >= last, "cursors only grow");
+        let (window, more) = store.first_seen_between(last, c, 10_000, |_| true).unwrap();
+        assert!(more.is_none());
+        for item in window {
+            assert!(seen.insert(item.id), "{} in two windows", item.id);
+        }
+        cursors.push(c);
+    }
+    writer.join().unwrap();
+    let c = store.cursor();
+    let (rest, _) = store
+        .first_seen_between(*cursors.last().unwrap(), c, 10_000, |_| true)
+        .unwrap();
+    for item in rest {
+        assert!(seen.insert(item.id), "{} in two windows", item.id);
+    }
+    assert_eq!(seen.len(), 240, "every story in exactly one window");
+}
