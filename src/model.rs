@@ -454,10 +454,18 @@ pub struct IngestReport {
     pub unchanged: usize,
     /// Entries for stories retention removed: not stored again.
     pub pruned: usize,
-    /// Stories whose stated comment count is new or changed.
-    pub count_changed: Vec<ItemId>,
     /// What the comments document stored in the same write did.
     pub comments: Option<CommentReport>,
+}
+
+/// What one poll of a feed hands the store, to be written at once: the
+/// document's stories (none after a `304`), the comments documents read
+/// with it, and the feed's new state.
+#[derive(Debug, Clone, Default)]
+pub struct PolledDocument {
+    pub candidates: Vec<Candidate>,
+    pub comments: Vec<CommentBatch>,
+    pub state: FeedState,
 }
 
 /// What storing a batch of comments did.
@@ -471,6 +479,15 @@ pub struct CommentReport {
     pub waiting: usize,
     /// Comments with no way to find their story.
     pub dropped: usize,
+}
+
+impl std::ops::AddAssign for CommentReport {
+    fn add_assign(&mut self, other: CommentReport) {
+        self.new += other.new;
+        self.joined += other.joined;
+        self.waiting += other.waiting;
+        self.dropped += other.dropped;
+    }
 }
 
 #[cfg(test)]

@@ -115,6 +115,17 @@ pub fn attach(item: &mut Item, comment: &Comment, keep: usize, source: CommentSo
     true
 }
 
+/// Whether a story's own comment feed is worth reading in this poll: the
+/// count its feed states is new or changed. A new story is read unless
+/// its feed says it has no comments; a stored one when the feed states a
+/// count other than the one stored.
+pub fn comment_feed_due(stated: Option<u32>, stored: Option<&Item>) -> bool {
+    match stored {
+        None => stated != Some(0),
+        Some(item) => stated.is_some() && stated != item.comments.count,
+    }
+}
+
 /// The story a comment belongs to: its ways to its story (see
 /// `comment_feed`) are tried best first, and the first that `find` resolves
 /// wins. `find` answers for one way: a story id known for certain, a story
@@ -261,11 +272,23 @@ mod tests {
     }
 
     #[test]
+    fn a_story_s_comment_feed_is_read_when_its_count_moves() {
+        let mut stored = story("ttac", LINK);
+        assert!(comment_feed_due(None, None), "new, count unknown");
+        assert!(comment_feed_due(Some(4), None), "new, with comments");
+        assert!(!comment_feed_due(Some(0), None), "new, none to read");
+        stored.comments.count = Some(4);
+        assert!(!comment_feed_due(Some(4), Some(&stored)), "unchanged");
+        assert!(!comment_feed_due(None, Some(&stored)), "the feed says nothing new");
+        assert!(comment_feed_due(Some(5), Some(&stored)), "one more");
+    }
+
+    #[test]
     fn a_reply_to_a_reply_finds_the_story_through_its_parents() {
         let story_id = ItemId([9; 16]);
         let links = HashMap::from([(LINK.to_string(), story_id)]);
         let mut joined: HashMap<String, ItemId> = HashMap::new();
-        let mut find = |targets: &[Target], joined: &HashMap<String, ItemId>| {
+        let find = |targets: &[Target], joined: &HashMap<String, ItemId>| {
             find_story::<()>(targets, |t| {
                 Ok(match t {
                     Target::Item(id) => (*id == story_id).then_some(*id),

@@ -1,5 +1,7 @@
-//! The comments step of a poll: the feed's site-wide comments feed, then
-//! the comment feeds of its new or changed stories, on a budget.
+//! A poll's comments: the feed's site-wide comments feed, and the comment
+//! feeds of the stories whose stated count is new or changed, on a budget.
+//! They are read before the poll's one write, which stores them with the
+//! stories they belong to.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,10 +11,14 @@ use url::Url;
 use crate::comment_feed::{from_item_feed, from_site_feed, same_site};
 use crate::config::{Config, FeedConfig, Source};
 use crate::fetch::{Document, FetchError, Fetched, Fetcher};
-use crate::model::{CommentReport, ErrorKind, FeedState, ItemId, PollFailure, Timestamp};
+use crate::model::{
+    Candidate, CommentBatch, CommentReport, CommentSource, ErrorKind, ItemId, PollFailure,
+    Timestamp,
+};
 use crate::parse;
-use crate::poller::write;
-use crate::store::{CommentBatch, CommentSource, Store};
+use crate::poller::on_store;
+use crate::store::{Store, StoreError};
+use crate::stories;
 
 /// The comment settings a poll needs.
 #[derive(Debug, Clone, Copy)]
@@ -34,78 +40,108 @@ impl From<&Config> for CommentOptions {
     }
 }
 
-/// Fetches and stores the feed's comments. Failures are recorded in
-/// `state.comments_error`; the feed's own poll has already succeeded.
-/// `site` is the outcome of the site-wide comments feed when the poll has
-/// already stored it with the feed's stories (see [`site_batch`]).
-#[allow(clippy::too_many_arguments)]
-pub async fn refresh(
+/// The comments documents read for one poll.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    /// To be stored in the poll's write.
+    pub batches: Vec<CommentBatch>,
+    /// The last failure reading one; comments never fail the poll.
+    pub error: Option<PollFailure>,
+    /// Comment feeds on another host, not followed.
+    pub skipped: u64,
+}
+
+/// Reads the comments of one poll: the site-wide comments feed, then the
+/// comment feeds of `candidates` whose count moved (see
+/// [`stories::comment_feed_due`]), at most `[poll].item_comment_feeds` of
+/// them, each on the feed's own host.
+pub async fn gather(
     store: &Arc<Store>,
     fetcher: &Fetcher,
     feed: &FeedConfig,
     options: &CommentOptions,
-    count_changed: &[ItemId],
-    site: Option<Result<(), PollFailure>>,
-    state: &mut FeedState,
+    candidates: Vec<Candidate>,
     now: Timestamp,
-) {
-    let before = (state.comments_error.clone(), state.skipped_comment_feeds);
-    let mut error = None;
+) -> (Vec<Candidate>, Gathered) {
+    let mut gathered = Gathered::default();
     if let Some(source) = &feed.comments_url {
-        let site = match site {
-            Some(done) => done,
-            None => site_feed(store, fetcher, feed, source, options, now).await,
-        };
-        error = site.err();
-    }
-    if feed.item_comments {
-        let mut trusted = vec![feed.source.url()];
-        if let Some(c) = &feed.comments_url {
-            trusted.push(c.url());
+        match site_batch(store, fetcher, &feed.id, source, options, now).await {
+            Ok(Some(batch)) => gathered.batches.push(batch),
+            Ok(None) => {}
+            Err(e) => gathered.error = Some(e),
         }
-        let mut budget = options.per_poll;
-        for id in count_changed {
-            if budget == 0 {
-                break;
-            }
-            let Ok(Some(item)) = store.item(id) else {
-                continue;
-            };
-            let Some(url) = item
-                .comments
-                .feed_url
-                .as_deref()
-                .and_then(|u| Url::parse(u).ok())
-            else {
-                continue;
-            };
-            let recent = item.published.is_none_or(|p| {
-                (now - p).to_std().is_ok_and(|age| age <= options.max_age) || p > now
+    }
+    if !feed.item_comments || options.per_poll == 0 || candidates.is_empty() {
+        return (candidates, gathered);
+    }
+    let max_age = options.max_age;
+    let looked_up = on_store(store, move |s| {
+        let due = due_comment_feeds(s, &candidates, max_age, now)?;
+        Ok((candidates, due))
+    })
+    .await;
+    let (candidates, due) = match looked_up {
+        Ok(found) => found,
+        Err(e) => {
+            gathered.error = Some(PollFailure {
+                kind: e.kind(),
+                message: format!("story comment feeds: {e}"),
+                at: now,
             });
-            if !recent {
-                continue;
-            }
-            if !same_site(&url, &trusted) {
-                state.skipped_comment_feeds += 1;
-                tracing::warn!(feed = %feed.id, %url, "comment feed on another host not followed");
-                continue;
-            }
-            budget -= 1;
-            if let Err(e) = item_feed(store, fetcher, &feed.id, *id, &url, options, now).await {
-                error = Some(e);
-            }
+            return (Vec::new(), gathered);
+        }
+    };
+    let mut trusted = vec![feed.source.url()];
+    if let Some(c) = &feed.comments_url {
+        trusted.push(c.url());
+    }
+    let mut budget = options.per_poll;
+    for (item, url) in due {
+        if budget == 0 {
+            break;
+        }
+        if !same_site(&url, &trusted) {
+            gathered.skipped += 1;
+            tracing::warn!(feed = %feed.id, %url, "comment feed on another host not followed");
+            continue;
+        }
+        budget -= 1;
+        match item_batch(store, fetcher, item, &url, options, now).await {
+            Ok(Some(batch)) => gathered.batches.push(batch),
+            Ok(None) => {}
+            Err(e) => gathered.error = Some(e),
         }
     }
-    if let Some(e) = &error {
-        tracing::warn!(feed = %feed.id, kind = e.kind.as_str(), error = %e.message, "comments poll failed");
+    (candidates, gathered)
+}
+
+/// The stories of a document whose own comment feed is due, with the
+/// feed's URL: the story as stored is looked up, then the rule decides.
+fn due_comment_feeds(
+    store: &Store,
+    candidates: &[Candidate],
+    max_age: Duration,
+    now: Timestamp,
+) -> Result<Vec<(ItemId, Url)>, StoreError> {
+    let mut due = Vec::new();
+    for c in candidates {
+        let stored = store.story_for(c)?;
+        if !stories::comment_feed_due(c.entry.comments.count, stored.as_ref()) {
+            continue;
+        }
+        let id = stored.as_ref().map_or(c.fresh_id, |s| s.id);
+        let url = (c.entry.comments.feed_url.as_deref())
+            .or(stored.as_ref().and_then(|s| s.comments.feed_url.as_deref()))
+            .and_then(|u| Url::parse(u).ok());
+        let published = c.entry.published.or(stored.and_then(|s| s.published));
+        let recent = published.is_none_or(|p| {
+            (now - p).to_std().is_ok_and(|age| age <= max_age) || p > now
+        });
+        if let Some(url) = url.filter(|_| recent) {
+            due.push((id, url));
+        }
     }
-    state.comments_error = error;
-    let (id, recorded) = (feed.id.clone(), state.clone());
-    if (state.comments_error.clone(), state.skipped_comment_feeds) != before
-        && let Err(e) = write(store, move |s| s.put_feed_state(&id, &recorded)).await
-    {
-        tracing::error!(feed = %feed.id, error = %e, "could not record the comments poll");
-    }
+    Ok(due)
 }
 
 /// A comment document, fetched conditionally with the validators stored
@@ -117,7 +153,10 @@ async fn fetch_doc(
     source: &Source,
     same_host: bool,
 ) -> Result<Option<Document>, FetchError> {
-    let validators = store.validators(source.url().as_str()).unwrap_or_default();
+    let url = source.url().to_string();
+    let validators = on_store(store, move |s| s.validators(&url))
+        .await
+        .unwrap_or_default();
     let fetched = match source {
         Source::Http(url) if same_host => fetcher.fetch_same_host(url, &validators).await?,
         _ => fetcher.fetch(source, &validators).await?,
@@ -144,7 +183,7 @@ fn failure(
 
 /// The feed's site-wide comments document, fetched and read, for the store
 /// to join: `None` when it has not changed.
-pub async fn site_batch(
+async fn site_batch(
     store: &Arc<Store>,
     fetcher: &Fetcher,
     feed: &str,
@@ -171,29 +210,37 @@ pub async fn site_batch(
     }))
 }
 
-/// The site-wide comments feed on its own, when the feed's document has
-/// not changed.
-async fn site_feed(
+/// One story's own comment feed, fetched and read: `None` when it has not
+/// changed.
+async fn item_batch(
     store: &Arc<Store>,
     fetcher: &Fetcher,
-    feed: &FeedConfig,
-    source: &Source,
+    item: ItemId,
+    url: &Url,
     options: &CommentOptions,
     now: Timestamp,
-) -> Result<(), PollFailure> {
-    let Some(batch) = site_batch(store, fetcher, &feed.id, source, options, now).await? else {
-        return Ok(());
-    };
-    let fail = failure("comments feed", &batch.url, now);
-    let id = feed.id.clone();
-    let report = write(store, move |s| s.add_comments(&id, batch, now))
+) -> Result<Option<CommentBatch>, PollFailure> {
+    let key = url.to_string();
+    let fail = failure("comment feed", &key, now);
+    let source = Source::Http(url.clone());
+    let Some(doc) = fetch_doc(store, fetcher, &source, true)
         .await
+        .map_err(|e| fail(e.kind(), e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let parsed = parse::parse_feed(&doc.body, &doc.url, doc.content_type.as_deref())
         .map_err(|e| fail(e.kind(), e.to_string()))?;
-    log_stored(&feed.id, &report);
-    Ok(())
+    let entries = parsed.entries.len() as u32;
+    Ok(Some(CommentBatch {
+        comments: from_item_feed(item, parsed, options.excerpt_chars),
+        source: CommentSource::ItemFeed { item, entries },
+        url: key,
+        validators: doc.validators,
+    }))
 }
 
-/// The log line of a stored comments document.
+/// The log line of the comments a poll stored.
 pub fn log_stored(feed: &str, report: &CommentReport) {
     tracing::info!(
         feed = %feed,
@@ -203,38 +250,4 @@ pub fn log_stored(feed: &str, report: &CommentReport) {
         dropped = report.dropped,
         "comments stored"
     );
-}
-
-async fn item_feed(
-    store: &Arc<Store>,
-    fetcher: &Fetcher,
-    feed: &str,
-    item: ItemId,
-    url: &Url,
-    options: &CommentOptions,
-    now: Timestamp,
-) -> Result<(), PollFailure> {
-    let key = url.to_string();
-    let fail = failure("comment feed", &key, now);
-    let source = Source::Http(url.clone());
-    let Some(doc) = fetch_doc(store, fetcher, &source, true)
-        .await
-        .map_err(|e| fail(e.kind(), e.to_string()))?
-    else {
-        return Ok(());
-    };
-    let parsed = parse::parse_feed(&doc.body, &doc.url, doc.content_type.as_deref())
-        .map_err(|e| fail(e.kind(), e.to_string()))?;
-    let entries = parsed.entries.len() as u32;
-    let batch = CommentBatch {
-        comments: from_item_feed(item, parsed, options.excerpt_chars),
-        source: CommentSource::ItemFeed { item, entries },
-        url: key,
-        validators: doc.validators,
-    };
-    let feed = feed.to_string();
-    write(store, move |s| s.add_comments(&feed, batch, now))
-        .await
-        .map_err(|e| fail(e.kind(), e.to_string()))?;
-    Ok(())
 }

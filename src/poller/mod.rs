@@ -264,11 +264,11 @@ async fn run_feed(pipeline: Pipeline, feed: FeedConfig, cancel: CancellationToke
     }
 }
 
-/// Runs a store write on the runtime's blocking threads. A write waits for
-/// the store's writer lock, and a runtime thread waiting there could
-/// neither fetch nor parse meanwhile: with two cores, that halved the
-/// ingest's overlap of parsing and storing.
-pub(crate) async fn write<T: Send + 'static>(
+/// Runs a store read or write on the runtime's blocking threads. A write
+/// waits for the store's writer lock (and its flush), and a runtime thread
+/// waiting there could neither fetch nor parse meanwhile: with two cores,
+/// that halved the ingest's overlap of parsing and storing.
+pub(crate) async fn on_store<T: Send + 'static>(
     store: &Arc<Store>,
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, PollError> {

@@ -5,12 +5,14 @@ use std::time::Instant;
 
 use crate::config::FeedConfig;
 use crate::fetch::{FetchError, Fetched, Fetcher};
-use crate::model::{ErrorKind, FeedState, ItemId, Outcome, PollFailure, PollReport, Timestamp};
+use crate::model::{
+    ErrorKind, FeedState, Outcome, PollFailure, PollReport, PolledDocument, Timestamp,
+};
 use crate::normalize;
 use crate::parse::{self, ParseError};
 use crate::poller::comment_feeds;
 use crate::poller::schedule::Politeness;
-use crate::poller::{PollOptions, write};
+use crate::poller::{PollOptions, on_store};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,9 +38,10 @@ impl PollError {
     }
 }
 
-/// Polls one feed: conditional fetch, parse, normalize, store. Every
-/// outcome, failures included, is recorded in the feed's state with the
-/// time of its next poll.
+/// Polls one feed, top to bottom: fetch (or not modified), parse,
+/// normalize, read its comments, then one write of the stories, the
+/// comments and the feed's state. Every outcome, failures included, ends
+/// in the feed's state with the time of its next poll, written once.
 pub async fn refresh_feed(
     store: &Arc<Store>,
     fetcher: &Fetcher,
@@ -47,71 +50,22 @@ pub async fn refresh_feed(
 ) -> PollReport {
     let started = Instant::now();
     let now = chrono::Utc::now();
-    let mut state = store.feed_state(&feed.id).unwrap_or_default();
-    state.last_attempt = Some(now);
-
-    // `poll` works on a copy so that a failure half-way leaves nothing of
-    // the attempt but the failure itself.
-    let mut attempt = state.clone();
+    let id = feed.id.clone();
+    let stored = on_store(store, move |s| s.feed_state(&id))
+        .await
+        .unwrap_or_default();
     let mut fetch_elapsed = None;
-    let politeness = &options.politeness;
-    let outcome = match poll(
-        store,
-        fetcher,
-        feed,
-        options,
-        &mut attempt,
-        &mut fetch_elapsed,
-        now,
-    )
-    .await
-    {
-        Ok(polled) => {
-            state = attempt;
-            // Comments never fail the feed: their errors are kept apart.
-            comment_feeds::refresh(
-                store,
-                fetcher,
-                feed,
-                &options.comments,
-                &polled.count_changed,
-                polled.site_comments,
-                &mut state,
-                now,
-            )
-            .await;
-            polled.outcome
-        }
+    let polled = poll(store, fetcher, feed, options, &stored, &mut fetch_elapsed, now).await;
+    let (state, outcome) = match polled {
+        Ok(done) => done,
         Err(e) => {
-            let failure = PollFailure {
-                kind: e.kind(),
-                message: e.to_string(),
-                at: now,
-            };
-            state.consecutive_failures += 1;
-            state.last_error = Some(failure.clone());
-            // 429 and 503 may say when to come back; that is a floor.
-            let retry_after = match &e {
-                PollError::Fetch(FetchError::Status {
-                    status: 429 | 503,
-                    retry_after,
-                }) => *retry_after,
-                _ => None,
-            };
-            if matches!(e, PollError::Fetch(FetchError::Gone)) {
-                state.gone = Some(feed.source.to_string());
-            }
-            state.next_poll = Some(politeness.next_poll(
-                now,
-                feed.interval,
-                state.consecutive_failures,
-                retry_after,
-            ));
+            // A failure leaves nothing of the attempt but the failure.
+            let (state, failure) = failed(stored, feed, &options.politeness, &e, now);
             let (id, recorded) = (feed.id.clone(), state.clone());
-            if let Err(e) = write(store, move |s| s.put_feed_state(&id, &recorded)).await {
+            if let Err(e) = on_store(store, move |s| s.put_feed_state(&id, &recorded)).await {
                 tracing::error!(feed = %feed.id, error = %e, "could not record the failed poll");
             }
-            Outcome::Failed(failure)
+            (state, Outcome::Failed(failure))
         }
     };
     let report = PollReport {
@@ -126,96 +80,109 @@ pub async fn refresh_feed(
     report
 }
 
-/// What a good poll did, for its comments step.
-struct Polled {
-    outcome: Outcome,
-    /// Stories whose stated comment count is new or changed.
-    count_changed: Vec<ItemId>,
-    /// The site-wide comments feed, when it was stored with the stories.
-    site_comments: Option<Result<(), PollFailure>>,
-}
-
-/// The feed's own poll. A new document's stories are stored in one write
-/// with the feed's site-wide comments document, fetched after it, so that
-/// stories arriving with their comments are written once.
+/// A good poll: the feed's state as written, with the outcome.
 async fn poll(
     store: &Arc<Store>,
     fetcher: &Fetcher,
     feed: &FeedConfig,
     options: &PollOptions,
-    state: &mut FeedState,
+    stored: &FeedState,
     fetch_elapsed: &mut Option<std::time::Duration>,
     now: Timestamp,
-) -> Result<Polled, PollError> {
-    let politeness = &options.politeness;
+) -> Result<(FeedState, Outcome), PollError> {
+    let mut state = stored.clone();
+    state.last_attempt = Some(now);
+
+    // 1. Fetch, conditionally on the validators stored with the stories.
     let started = Instant::now();
-    let fetched = fetcher.fetch(&feed.source, &state.validators).await;
+    let fetched = fetcher.fetch(&feed.source, &stored.validators).await;
     *fetch_elapsed = Some(started.elapsed());
-    let fetched = fetched?;
-    let doc = match fetched {
-        Fetched::NotModified(hints) => {
-            succeed(state, feed, politeness, hints.fresh_for, now);
-            let (id, recorded) = (feed.id.clone(), state.clone());
-            write(store, move |s| s.put_feed_state(&id, &recorded)).await?;
-            return Ok(Polled {
-                outcome: Outcome::NotModified,
-                count_changed: Vec::new(),
-                site_comments: None,
-            });
+
+    // 2. Parse and normalize a new document; a 304 brings no stories.
+    let (candidates, hint, modified) = match fetched? {
+        Fetched::NotModified(hints) => (Vec::new(), hints.fresh_for, false),
+        Fetched::Document(doc) => {
+            let parsed = parse::parse_feed(&doc.body, &doc.url, doc.content_type.as_deref())?;
+            // Cache headers, RSS <ttl> and sy:updatePeriod: the longest is a floor.
+            let hint = doc.hints.fresh_for.max(parsed.update_every);
+            state.moved_to = doc.hints.moved_to.map(String::from);
+            state.validators = doc.validators;
+            state.title = parsed.title.or(state.title.take());
+            state.site_link = parsed.site_link.or(state.site_link.take());
+            let max = options.max_items_per_document;
+            let candidates = normalize::candidates(&feed.id, parsed.entries, max, now);
+            (candidates, hint, true)
         }
-        Fetched::Document(doc) => doc,
     };
-    let parsed = parse::parse_feed(&doc.body, &doc.url, doc.content_type.as_deref())?;
-    let candidates = normalize::candidates(
-        &feed.id,
-        parsed.entries,
-        options.max_items_per_document,
-        now,
-    );
-    // Cache headers, RSS <ttl> and sy:updatePeriod: the longest is a floor.
-    let hint = doc.hints.fresh_for.max(parsed.update_every);
-    succeed(state, feed, politeness, hint, now);
-    state.moved_to = doc.hints.moved_to.map(String::from);
-    state.validators = doc.validators;
-    state.title = parsed.title.or(state.title.take());
-    state.site_link = parsed.site_link.or(state.site_link.take());
-    let (batch, site_comments) = match &feed.comments_url {
-        Some(source) => {
-            match comment_feeds::site_batch(
-                store,
-                fetcher,
-                &feed.id,
-                source,
-                &options.comments,
-                now,
-            )
-            .await
-            {
-                Ok(batch) => (batch, Some(Ok(()))),
-                Err(e) => (None, Some(Err(e))),
-            }
-        }
-        None => (None, None),
+    succeed(&mut state, feed, &options.politeness, hint, now);
+
+    // 3. Its comments: the site-wide feed and the stories' own feeds.
+    // They never fail the poll; their failure is kept apart.
+    let (candidates, comments) =
+        comment_feeds::gather(store, fetcher, feed, &options.comments, candidates, now).await;
+    if let Some(e) = &comments.error {
+        tracing::warn!(feed = %feed.id, kind = e.kind.as_str(), error = %e.message, "comments poll failed");
+    }
+    state.comments_error = comments.error;
+    state.skipped_comment_feeds += comments.skipped;
+
+    // 4. One write: the stories, their comments and the feed's state.
+    let document = PolledDocument {
+        candidates,
+        comments: comments.batches,
+        state: state.clone(),
     };
-    let (id, recorded) = (feed.id.clone(), state.clone());
-    let report = write(store, move |s| {
-        let report = s.ingest_with_comments(&id, candidates, &recorded, batch, now)?;
-        s.sync(&id)?;
-        Ok(report)
-    })
-    .await?;
+    let id = feed.id.clone();
+    let report = on_store(store, move |s| s.record_poll(&id, document, now)).await?;
     if let Some(c) = &report.comments {
         comment_feeds::log_stored(&feed.id, c);
     }
-    Ok(Polled {
-        outcome: Outcome::Stored {
+    let outcome = match modified {
+        true => Outcome::Stored {
             new: report.new.len(),
             updated: report.updated.len(),
             unchanged: report.unchanged,
         },
-        count_changed: report.count_changed,
-        site_comments,
-    })
+        false => Outcome::NotModified,
+    };
+    Ok((state, outcome))
+}
+
+/// The state a failed poll leaves: the stored one, with the failure and
+/// the backoff.
+fn failed(
+    mut state: FeedState,
+    feed: &FeedConfig,
+    politeness: &Politeness,
+    e: &PollError,
+    now: Timestamp,
+) -> (FeedState, PollFailure) {
+    let failure = PollFailure {
+        kind: e.kind(),
+        message: e.to_string(),
+        at: now,
+    };
+    state.last_attempt = Some(now);
+    state.consecutive_failures += 1;
+    state.last_error = Some(failure.clone());
+    // 429 and 503 may say when to come back; that is a floor.
+    let retry_after = match e {
+        PollError::Fetch(FetchError::Status {
+            status: 429 | 503,
+            retry_after,
+        }) => *retry_after,
+        _ => None,
+    };
+    if matches!(e, PollError::Fetch(FetchError::Gone)) {
+        state.gone = Some(feed.source.to_string());
+    }
+    state.next_poll = Some(politeness.next_poll(
+        now,
+        feed.interval,
+        state.consecutive_failures,
+        retry_after,
+    ));
+    (state, failure)
 }
 
 fn succeed(

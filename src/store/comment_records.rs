@@ -28,12 +28,12 @@ pub(super) struct Named<'a> {
 }
 
 impl<'a> Named<'a> {
-    pub fn of(comments: &'a [IncomingComment]) -> Named<'a> {
+    pub fn of(comments: impl IntoIterator<Item = &'a IncomingComment>) -> Named<'a> {
         let mut named = Named {
             ids: HashSet::new(),
             links: HashSet::new(),
         };
-        for t in comments.iter().flat_map(|c| &c.targets) {
+        for t in comments.into_iter().flat_map(|c| &c.targets) {
             match t {
                 Target::Item(id) => {
                     named.ids.insert(*id);

@@ -29,7 +29,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    Candidate, FeedState, IngestReport, Item, ItemId, Timestamp, Validators, later,
+    Candidate, CommentReport, FeedState, IngestReport, Item, ItemId, PolledDocument, Timestamp,
+    Validators, later,
 };
 use crate::stories;
 
@@ -381,35 +382,47 @@ impl Store {
         state: &FeedState,
         now: Timestamp,
     ) -> Result<IngestReport, StoreError> {
-        self.ingest_with_comments(feed, candidates, state, None, now)
+        let poll = PolledDocument {
+            candidates,
+            comments: Vec::new(),
+            state: state.clone(),
+        };
+        self.record_poll(feed, poll, now)
     }
 
-    /// [`Store::ingest`], plus a comments document read in the same poll,
-    /// in the same batch: a story that arrives with its comments is
-    /// written once, with them.
-    pub fn ingest_with_comments(
+    /// Stores what one poll of `feed` brought (its document's stories, the
+    /// comments documents read with it, the feed's new state) in one
+    /// atomic batch, and returns once it is on disk: a story that arrives
+    /// with its comments is written once, with them, and the validators
+    /// never stand without the stories they stand for. A write with
+    /// stories or comments keeps `[storage].min_free_bytes` free.
+    pub fn record_poll(
         &self,
         feed: &str,
-        candidates: Vec<Candidate>,
-        state: &FeedState,
-        comments: Option<CommentBatch>,
+        poll: PolledDocument,
         now: Timestamp,
     ) -> Result<IngestReport, StoreError> {
-        self.room()?;
+        let PolledDocument {
+            candidates,
+            comments,
+            state,
+        } = poll;
+        let state = &state;
+        let news = !candidates.is_empty() || !comments.is_empty();
+        if news {
+            self.room()?;
+        }
         // Before taking the writer lock, build each candidate as a new
         // story and encode the ones the store does not hold yet: encoding
         // is the largest part of a write, and other writers can go on
         // meanwhile. Under the lock, only `first_seen` is patched in. A
         // story that a comment here names is encoded once, at the end.
-        let named = comments.as_ref().map(|c| Named::of(&c.comments));
+        let named = Named::of(comments.iter().flat_map(|c| &c.comments));
         let to_encode: Vec<bool> = {
             let index = self.index();
             candidates
                 .iter()
-                .map(|c| {
-                    !index.stored.contains_key(&c.fresh_id)
-                        && !named.as_ref().is_some_and(|n| n.names(c))
-                })
+                .map(|c| !index.stored.contains_key(&c.fresh_id) && !named.names(c))
                 .collect()
         };
         let prepared = candidates
@@ -458,9 +471,6 @@ impl Store {
                     fresh.first_seen = last_stamp.stamp();
                     // Comments that arrived before their story join it now.
                     let joined = self.attach_orphans(&mut fresh, &mut batch)?;
-                    if fresh.comments.count != Some(0) {
-                        report.count_changed.push(fresh.id);
-                    }
                     edits.change(&self.tree, None, Some(Head::of(&fresh)))?;
                     report.new.push(fresh.id);
                     match encoded {
@@ -490,40 +500,61 @@ impl Store {
                     if item.link != old.link {
                         self.attach_orphans(&mut item, &mut batch)?;
                     }
-                    if item.comments.count != old.comments.count {
-                        report.count_changed.push(item.id);
-                    }
                     edits.change(&self.tree, Some(Head::of(&old)), Some(Head::of(&item)))?;
                     report.updated.push(item.id);
                     stories.put(item);
                 }
             }
         }
-        let joined = match comments {
-            Some(c) => {
-                let stored = last_stamp.stamp();
-                Some(self.join_comments(feed, c, &mut stories, &mut batch, now, stored)?)
+        let mut streamed = 0;
+        let mut comments_changed = false;
+        if !comments.is_empty() {
+            let stored = last_stamp.stamp();
+            let mut total = CommentReport::default();
+            for c in comments {
+                let joined = self.join_comments(feed, c, &mut stories, &mut batch, now, stored)?;
+                streamed += joined.streamed;
+                comments_changed |= joined.changed || joined.report.new > 0;
+                total += joined.report;
             }
-            None => None,
-        };
+            report.comments = Some(total);
+        }
         stories.write(&mut batch, now)?;
         edits.write(&mut batch)?;
         batch.insert(keys::state(feed), state_value);
-        self.tree.apply_batch(batch)?;
+        let written = self.tree.apply_batch(batch);
+        // A state that cannot be written is still shown (see
+        // `put_feed_state`); a document's state, whose validators are new,
+        // is kept only once written.
+        written?;
         self.apply(edits);
         self.cache_state(feed, state);
         // Orphans joined to new stories enter the stream, and so do the
         // comments here.
-        self.streamed(joined.as_ref().map_or(0, |j| j.streamed))?;
-        let comments_changed = joined
-            .as_ref()
-            .is_some_and(|j| j.changed || j.report.new > 0);
-        report.comments = joined.map(|j| j.report);
+        self.streamed(streamed)?;
         // Outputs name feeds by their own titles too.
         if renamed || comments_changed || !report.new.is_empty() || !report.updated.is_empty() {
             self.bump();
         }
+        drop(last_stamp);
+        if news {
+            self.sync(feed)?;
+        }
         Ok(report)
+    }
+
+    /// The stored story `candidate` would update: the same id, or the same
+    /// canonical link through another feed. What a poll compares a
+    /// document with before it is stored (has a story's count changed?).
+    pub fn story_for(&self, candidate: &Candidate) -> Result<Option<Item>, StoreError> {
+        if let Some(item) = self.item(&candidate.fresh_id)? {
+            return Ok(Some(item));
+        }
+        let linked = (candidate.canonical_link.as_deref()).and_then(|l| self.index().linked(l));
+        match linked {
+            Some(id) => Ok(self.item(&id)?.filter(|i| i.link == candidate.canonical_link)),
+            None => Ok(None),
+        }
     }
 
     /// A digest cursor: every story (and comment) stamped before it is

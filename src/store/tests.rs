@@ -2,7 +2,9 @@
 //! encoded on disk and how the comment stream is kept short.
 
 use super::*;
-use crate::model::{Candidate, Comment, IncomingComment, ParsedEntry, Target, Validators};
+use crate::model::{
+    Candidate, Comment, IncomingComment, ParsedEntry, PolledDocument, Target, Validators,
+};
 
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -333,15 +335,12 @@ fn stories_and_their_comments_from_one_poll_are_one_write() {
         // A story not stored yet: it waits.
         comment("e", vec![Target::Link("https://example.com/9".into())]),
     ]);
-    let report = store
-        .ingest_with_comments(
-            "feed",
-            vec![candidate(2), candidate(3)],
-            &state,
-            Some(batch),
-            now,
-        )
-        .unwrap();
+    let poll = PolledDocument {
+        candidates: vec![candidate(2), candidate(3)],
+        comments: vec![batch],
+        state: state.clone(),
+    };
+    let report = store.record_poll("feed", poll, now).unwrap();
     assert_eq!(report.new.len(), 2);
     let comments = report.comments.unwrap();
     assert_eq!((comments.new, comments.joined, comments.waiting), (5, 4, 1));
