@@ -352,7 +352,7 @@ fn main() {
         println!("100k phase: {stored} stories stored from {:.1} MB of feeds in {:.1} s; store on disk {:.1} MB ({:.2}x the feed bytes)", big_bytes as f64 / 1e6, b_wall.as_secs_f64(), size as f64 / 1e6, size as f64 / big_bytes as f64);
         // Opening builds the story indexes from the head groups.
         let t0 = Instant::now();
-        let reopened = paddock::store::Store::open(&big_config.storage.path, big_config.storage.cache_bytes).unwrap();
+        let reopened = paddock::store::open(&big_config.storage.path, big_config.storage.cache_bytes).unwrap();
         println!("store open at {stored} stories (indexes built in memory): {:.2} s", t0.elapsed().as_secs_f64());
         drop(reopened);
 

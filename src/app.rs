@@ -27,10 +27,7 @@ pub fn pipeline(config: &Config) -> anyhow::Result<Pipeline> {
     if let Some(parent) = config.storage.path.parent() {
         std::fs::create_dir_all(parent).ok();
     }
-    let store = Arc::new(Store::open(
-        &config.storage.path,
-        config.storage.cache_bytes,
-    )?);
+    let store = crate::store::open(&config.storage.path, config.storage.cache_bytes)?;
     rebuild(config, store, Arc::default(), Arc::default())
 }
 

@@ -10,7 +10,7 @@ use crate::app;
 use crate::config::Config;
 use crate::poller::{Outcome, PollReport};
 use crate::query::{self, DigestQuery};
-use crate::store::{Store, StoreError};
+use crate::store::{self, StoreError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -135,7 +135,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 fn check(path: &Path, store: bool) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     if store {
-        let verified = Store::open(&config.storage.path, config.storage.cache_bytes)?.verify()?;
+        let verified = store::open(&config.storage.path, config.storage.cache_bytes)?.verify()?;
         for p in &verified.problems {
             println!("store: {p}");
         }
@@ -171,14 +171,14 @@ fn check(path: &Path, store: bool) -> anyhow::Result<()> {
 fn digest(path: &Path, query: &DigestQuery) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     let store =
-        Store::open(&config.storage.path, config.storage.cache_bytes).map_err(|e| match e {
+        store::open(&config.storage.path, config.storage.cache_bytes).map_err(|e| match e {
             StoreError::Locked { .. } => anyhow::anyhow!(
                 "{e}; or read it from the daemon with --server {}",
                 config.server.base_url
             ),
             e => e.into(),
         })?;
-    let json = query::digest_json(&store, &config, query)?;
+    let json = query::digest_json(store.as_ref(), &config, query)?;
     println!("{json}");
     Ok(())
 }

@@ -152,7 +152,7 @@ pub fn digest_json(
             .as_ref()
             .is_none_or(|m| item.feeds().any(|f| m.contains(&f)))
     };
-    let (items, more) = store.first_seen_between(since, until.max(since), limit, in_scope)?;
+    let (items, more) = store.first_seen_between(since, until.max(since), limit, &in_scope)?;
     // Comments by when they were stored, like stories: a backdated comment
     // is in the window it arrived in.
     let in_window = |c: &RecentComment| {
@@ -170,8 +170,7 @@ pub fn digest_json(
         (Some(_), None) => false,
     };
     let mut comments = Vec::new();
-    for c in store.comments_newest_first() {
-        let c = c?;
+    for c in store.recent_comments(crate::store::STREAM_MAX)? {
         if in_window(&c) && in_group(&c) {
             comments.push(c);
             if comments.len() == DIGEST_COMMENTS {

@@ -279,7 +279,10 @@ mod tests {
         assert!(!comment_feed_due(Some(0), None), "new, none to read");
         stored.comments.count = Some(4);
         assert!(!comment_feed_due(Some(4), Some(&stored)), "unchanged");
-        assert!(!comment_feed_due(None, Some(&stored)), "the feed says nothing new");
+        assert!(
+            !comment_feed_due(None, Some(&stored)),
+            "the feed says nothing new"
+        );
         assert!(comment_feed_due(Some(5), Some(&stored)), "one more");
     }
 

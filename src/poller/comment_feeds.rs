@@ -134,9 +134,8 @@ fn due_comment_feeds(
             .or(stored.as_ref().and_then(|s| s.comments.feed_url.as_deref()))
             .and_then(|u| Url::parse(u).ok());
         let published = c.entry.published.or(stored.and_then(|s| s.published));
-        let recent = published.is_none_or(|p| {
-            (now - p).to_std().is_ok_and(|age| age <= max_age) || p > now
-        });
+        let recent =
+            published.is_none_or(|p| (now - p).to_std().is_ok_and(|age| age <= max_age) || p > now);
         if let Some(url) = url.filter(|_| recent) {
             due.push((id, url));
         }

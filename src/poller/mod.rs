@@ -273,7 +273,7 @@ pub(crate) async fn on_store<T: Send + 'static>(
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, PollError> {
     let store = store.clone();
-    match tokio::task::spawn_blocking(move || f(&store)).await {
+    match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
         Ok(result) => Ok(result?),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => Err(PollError::Internal(format!(

@@ -55,7 +55,16 @@ pub async fn refresh_feed(
         .await
         .unwrap_or_default();
     let mut fetch_elapsed = None;
-    let polled = poll(store, fetcher, feed, options, &stored, &mut fetch_elapsed, now).await;
+    let polled = poll(
+        store,
+        fetcher,
+        feed,
+        options,
+        &stored,
+        &mut fetch_elapsed,
+        now,
+    )
+    .await;
     let (state, outcome) = match polled {
         Ok(done) => done,
         Err(e) => {
@@ -176,12 +185,8 @@ fn failed(
     if matches!(e, PollError::Fetch(FetchError::Gone)) {
         state.gone = Some(feed.source.to_string());
     }
-    state.next_poll = Some(politeness.next_poll(
-        now,
-        feed.interval,
-        state.consecutive_failures,
-        retry_after,
-    ));
+    state.next_poll =
+        Some(politeness.next_poll(now, feed.interval, state.consecutive_failures, retry_after));
     (state, failure)
 }
 

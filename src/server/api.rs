@@ -101,7 +101,7 @@ async fn feeds(State(state): State<AppState>) -> Result<Json<Status>, ApiError> 
 
 async fn opml(State(state): State<AppState>) -> Response {
     let config = state.config.load_full();
-    let dir = directory(&state.store, &config);
+    let dir = directory(state.store.as_ref(), &config);
     let listed = crate::opml::listed(
         &config,
         |id| {

@@ -27,7 +27,8 @@ async fn digest(
         group: query.get("group").cloned(),
         limit: query.get("limit").cloned(),
     };
-    let body = super::blocking(move || Ok(digest_json(&state.store, &config, &query)?)).await?;
+    let body =
+        super::blocking(move || Ok(digest_json(state.store.as_ref(), &config, &query)?)).await?;
     // The window's edges move with the clock; the ETag covers the content,
     // so a client asking again with nothing new gets a 304.
     let mut doc: serde_json::Value =

@@ -126,14 +126,14 @@ fn render(
 ) -> Result<Rendered, ApiError> {
     let (items, title) = match scope {
         Scope::All => (
-            state.store.latest(limit, |_| true)?,
+            state.store.latest(limit, &|_| true)?,
             config.server.title.clone(),
         ),
         Scope::Group(g) => {
             let members = group_members(config, g)?;
             let items = state
                 .store
-                .latest(limit, |i: &Item| i.feeds().any(|f| members.contains(&f)))?;
+                .latest(limit, &|i: &Item| i.feeds().any(|f| members.contains(&f)))?;
             (items, format!("{}: {g}", config.server.title))
         }
         Scope::Feed(id) => {
@@ -157,7 +157,7 @@ fn render(
         home_url: url(config, ""),
         updated: chrono::Utc::now(),
     };
-    let feeds = directory(&state.store, config);
+    let feeds = directory(state.store.as_ref(), config);
     let body = match format {
         Format::Atom => render::atom(&channel, &items, &feeds),
         Format::Rss => render::rss(&channel, &items, &feeds),

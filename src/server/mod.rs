@@ -168,7 +168,7 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_handler_costs_one_500_not_the_connection() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&dir.path().join("data"), 1 << 20).unwrap());
+        let store = crate::store::open(&dir.path().join("data"), 1 << 20).unwrap();
         let config = Config::parse("", &dir.path().join("feeds.toml")).unwrap();
         let state = AppState::new(store, Arc::new(ArcSwap::from_pointee(config)));
         let routes = Router::new().route(

@@ -13,6 +13,7 @@ use super::{ApiError, AppState};
 use crate::model::Item;
 use crate::query::{directory_of, feed_states, group_members, url};
 use crate::render::html::{CSS, FeedLine, RiverInput, river};
+use crate::store::StoreError;
 
 /// Stories per page of the river.
 pub const PAGE: usize = 30;
@@ -52,20 +53,21 @@ fn page_now(state: &AppState, query: &HashMap<String, String>) -> Result<Respons
         Some(g) => Some(group_members(&config, g)?),
         None => None,
     };
-    let cursor = match query.get("before") {
-        Some(hex) => Some(decode_cursor(hex).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "before must be a cursor from an \"older\" link, not {hex:?}"
-            ))
-        })?),
-        None => None,
-    };
+    let cursor = query.get("before").map(String::as_str);
     let in_scope = |item: &Item| {
         members
             .as_ref()
             .is_none_or(|m| item.feeds().any(|f| m.contains(&f)))
     };
-    let (items, next) = state.store.page(cursor.as_deref(), PAGE, in_scope)?;
+    let (items, next) = match state.store.page(cursor, PAGE, &in_scope) {
+        Err(StoreError::Cursor) => {
+            return Err(ApiError::BadRequest(format!(
+                "before must be a cursor from an \"older\" link, not {:?}",
+                cursor.unwrap_or_default()
+            )));
+        }
+        page => page?,
+    };
     let mut recent = Vec::new();
     for rc in state.store.recent_comments(RECENT)? {
         let title = match rc.item {
@@ -74,7 +76,7 @@ fn page_now(state: &AppState, query: &HashMap<String, String>) -> Result<Respons
         };
         recent.push((rc, title));
     }
-    let states = feed_states(&state.store, &config);
+    let states = feed_states(state.store.as_ref(), &config);
     let dir = directory_of(&config, &states);
     let feeds = config
         .feeds
@@ -121,7 +123,7 @@ fn page_now(state: &AppState, query: &HashMap<String, String>) -> Result<Respons
         feeds,
         directory: &dir,
         before: query.get("before").cloned(),
-        older: next.map(|c| encode_cursor(&c)),
+        older: next,
         atom_href: url(&config, &format!("{prefix}feed.atom")),
         rss_href: url(&config, &format!("{prefix}feed.rss")),
         json_href: url(&config, &format!("{prefix}feed.json")),
@@ -145,18 +147,4 @@ fn page_now(state: &AppState, query: &HashMap<String, String>) -> Result<Respons
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(response)
-}
-
-fn encode_cursor(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_cursor(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() != 48 || !hex.is_ascii() {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-        .collect()
 }

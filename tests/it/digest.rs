@@ -58,7 +58,7 @@ async fn windows_chained_by_next_since_neither_overlap_nor_leave_gaps() {
     let env = TestEnv::new();
     let config = env.write_config(&[("cars", &server.url("/dyn/cars.rss"))], "");
     let pipeline = app::pipeline(&config).unwrap();
-    let store = &pipeline.store;
+    let store = pipeline.store.as_ref();
     pipeline.poll(&config.feeds[0]).await;
 
     let first = digest(store, &config, "2000-01-01T00:00:00Z", None);

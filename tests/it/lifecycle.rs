@@ -312,7 +312,7 @@ fn kill_9_at_random_moments_loses_nothing_flushed() {
             .unwrap()
     };
     let verify = |round: usize| -> usize {
-        let store = paddock::store::Store::open(&config.storage.path, config.storage.cache_bytes)
+        let store = paddock::store::open(&config.storage.path, config.storage.cache_bytes)
             .unwrap_or_else(|e| panic!("round {round}: the store does not open: {e}"));
         let v = store.verify().unwrap();
         assert!(v.problems.is_empty(), "round {round}: {:?}", v.problems);

@@ -3,13 +3,52 @@
 
 use super::*;
 use crate::model::{
-    Candidate, Comment, IncomingComment, ParsedEntry, PolledDocument, Target, Validators,
+    Candidate, Comment, CommentBatch, CommentSource, IncomingComment, ParsedEntry, PolledDocument,
+    Target, Validators,
 };
 
-fn open() -> (tempfile::TempDir, Store) {
+fn open() -> (tempfile::TempDir, SledStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store"), 8 << 20).unwrap();
+    let store = SledStore::open(&dir.path().join("store"), 8 << 20).unwrap();
     (dir, store)
+}
+
+impl SledStore {
+    /// One document's stories and the feed's state, as a poll writes them.
+    fn ingest(
+        &self,
+        feed: &str,
+        candidates: Vec<Candidate>,
+        state: &FeedState,
+        now: Timestamp,
+    ) -> Result<IngestReport, StoreError> {
+        let state = state.clone();
+        let poll = PolledDocument {
+            candidates,
+            comments: Vec::new(),
+            state,
+        };
+        self.record_poll(feed, poll, now)
+    }
+
+    /// One comments document, as a poll whose feed did not change writes it.
+    fn add_comments(
+        &self,
+        feed: &str,
+        comments: CommentBatch,
+        now: Timestamp,
+    ) -> Result<CommentReport, StoreError> {
+        let state = self.feed_state(feed)?;
+        let poll = PolledDocument {
+            candidates: Vec::new(),
+            comments: vec![comments],
+            state,
+        };
+        Ok(self
+            .record_poll(feed, poll, now)?
+            .comments
+            .unwrap_or_default())
+    }
 }
 
 fn candidate(n: u8) -> Candidate {
@@ -58,7 +97,7 @@ fn stories_are_stored_compressed_and_plain_json_still_reads() {
     damaged.extend_from_slice(&keys::time_ns(now));
     damaged.extend_from_slice(&[200, 0, 0, 0, 0xf0, 7]);
     store.tree.insert(keys::item(3), damaged).unwrap();
-    assert!(matches!(store.story_at(3), Err(StoreError::Compression(_))));
+    assert!(matches!(store.story_at(3), Err(StoreError::Corrupt(_))));
 }
 
 #[test]
@@ -107,7 +146,7 @@ fn the_comment_stream_is_trimmed_to_its_newest_entries() {
     // past its bound.
     let dir = _dir;
     drop(store);
-    let store = Store::open(&dir.path().join("store"), 8 << 20).unwrap();
+    let store = SledStore::open(&dir.path().join("store"), 8 << 20).unwrap();
     assert_eq!(store.stream_len.load(Ordering::Relaxed), stored);
 }
 
@@ -122,7 +161,7 @@ fn story(n: u8, link: u8, days: i64) -> Candidate {
 
 /// Two feeds sharing a story, a story whose date moved, and one removed by
 /// retention: every kind of head change.
-fn fill(store: &Store) {
+fn fill(store: &SledStore) {
     let now = chrono::Utc::now();
     let state = FeedState::default();
     let a = vec![
@@ -145,14 +184,14 @@ fn fill(store: &Store) {
 }
 
 /// Another feed brings the link of story 2, which `fill` removed.
-fn bring_back_removed_link(store: &Store) -> IngestReport {
+fn bring_back_removed_link(store: &SledStore) -> IngestReport {
     let state = FeedState::default();
     store
         .ingest("c", vec![story(20, 2, 6)], &state, chrono::Utc::now())
         .unwrap()
 }
 
-fn newest(store: &Store) -> Vec<ItemId> {
+fn newest(store: &SledStore) -> Vec<ItemId> {
     let items = store.latest(100, |_| true).unwrap();
     items.iter().map(|i| i.id).collect()
 }
@@ -172,7 +211,7 @@ fn the_indexes_in_memory_match_the_heads_on_disk_across_a_reopen() {
     assert_eq!(store.count_in_feed("b"), 2, "story 1 is also in b");
     drop(store);
 
-    let store = Store::open(&dir.path().join("store"), 8 << 20).unwrap();
+    let store = SledStore::open(&dir.path().join("store"), 8 << 20).unwrap();
     assert_eq!(store.verify().unwrap().problems, Vec::<String>::new());
     assert_eq!(newest(&store), ids);
     assert_eq!(store.count_in_feed("a"), 3);
@@ -226,7 +265,7 @@ fn a_schema_1_store_is_migrated_at_open() {
     tree.insert(keys::SCHEMA, b"1").unwrap();
     drop(store);
 
-    let store = Store::open(&dir.path().join("store"), 8 << 20).unwrap();
+    let store = SledStore::open(&dir.path().join("store"), 8 << 20).unwrap();
     assert_eq!(store.verify().unwrap().problems, Vec::<String>::new());
     assert_eq!(
         store.tree.get(keys::SCHEMA).unwrap().as_deref(),
@@ -268,7 +307,7 @@ fn a_comment_waiting_for_its_story_joins_it_after_a_restart() {
     assert_eq!(report.waiting, 1);
     drop(store);
 
-    let store = Store::open(&dir.path().join("store"), 8 << 20).unwrap();
+    let store = SledStore::open(&dir.path().join("store"), 8 << 20).unwrap();
     let state = FeedState::default();
     store
         .ingest("feed", vec![candidate(7)], &state, now)

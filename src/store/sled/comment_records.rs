@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use super::index::link_hash;
 use super::pending::Pending;
-use super::{Store, StoreError, encode, keys};
+use super::{SledStore, StoreError, encode, keys};
 use crate::model::{
     Candidate, Comment, CommentBatch, CommentReport, CommentSource, CountSource, IncomingComment,
     Item, ItemId, RecentComment, Target, Timestamp,
@@ -53,7 +53,7 @@ impl<'a> Named<'a> {
     }
 }
 
-/// What [`Store::join_comments`] did, for the rest of its write.
+/// What [`SledStore::join_comments`] did, for the rest of its write.
 pub(super) struct Joined {
     pub report: CommentReport,
     /// Entries written to the stream.
@@ -62,33 +62,7 @@ pub(super) struct Joined {
     pub changed: bool,
 }
 
-impl Store {
-    /// Stores comments from one comments feed, with that feed's validators,
-    /// in one batch: each new comment is joined to its story when one of
-    /// its targets finds it, else kept until the story arrives (when it has
-    /// a story link) or dropped. Comments already joined are skipped, so a
-    /// comment seen in two feeds counts once.
-    pub fn add_comments(
-        &self,
-        feed: &str,
-        comments: CommentBatch,
-        now: Timestamp,
-    ) -> Result<CommentReport, StoreError> {
-        self.room()?;
-        let mut writer = self.write_lock();
-        let stored = writer.stamp();
-        let mut batch = sled::Batch::default();
-        let mut stories = Pending::default();
-        let joined = self.join_comments(feed, comments, &mut stories, &mut batch, now, stored)?;
-        stories.write(&mut batch, now)?;
-        self.tree.apply_batch(batch)?;
-        self.streamed(joined.streamed)?;
-        if joined.changed || joined.report.new > 0 {
-            self.bump();
-        }
-        Ok(joined.report)
-    }
-
+impl SledStore {
     /// Joins a comments document's comments to their stories: those
     /// already in `stories` (this write's) or stored. The comments' keys and
     /// the document's validators go into `batch`, the stories they change

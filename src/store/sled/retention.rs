@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use super::index::{Edits, Head, nanos};
-use super::{Store, StoreError, keys};
+use super::{SledStore, keys};
 use crate::model::{ItemId, Timestamp, earlier};
+use crate::store::{Pruned, StoreError};
 
 /// How long a tombstone outlives its story. A feed that still lists a
 /// story this long after it was pruned would bring it back as new.
@@ -15,19 +16,7 @@ pub const TOMBSTONE_KEEP: Duration = Duration::from_secs(365 * 86400);
 /// Stories removed per atomic batch, so one pass never builds a huge one.
 const BATCH: usize = 500;
 
-/// What a retention pass removed.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Pruned {
-    pub old: usize,
-    pub over_limit: usize,
-    pub tombstones_expired: usize,
-    pub waiting_comments: usize,
-    /// Comment records (and stream entries) whose story is gone, and
-    /// unjoined ones older than the cutoff.
-    pub comments: usize,
-}
-
-impl Store {
+impl SledStore {
     /// Removes stories first seen before `cutoff`, and each feed's
     /// stories beyond its newest `max_per_feed` (a story carried by a feed
     /// that does not own it only leaves that feed), then expires old
