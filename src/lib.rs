@@ -9,13 +9,16 @@
 //! | schedule | [`poller::schedule`] | when each feed is due; fetch limits |
 //! | fetch | [`fetch`] | reqwest: conditional GET, caps, error kinds |
 //! | parse | [`parse`] | feed-rs and quick-xml: bytes -> [`model::ParsedFeed`] |
-//! | normalize | [`normalize`] | canonical links, stable ids, dedupe keys |
-//! | store | [`store`] | sled: items, indexes, feed state |
-//! | render | [`render`] | Atom, RSS, JSON Feed from stored items |
+//! | normalize | [`normalize`] | canonical links, stable ids, dedupe, bounds |
+//! | comments | [`comment_feed`] | a comments feed -> comments and their stories |
+//! | rules | [`stories`] | ownership, `also_in`, counts, comment joins |
+//! | store | [`store`] | the `Storage` boundary; sled behind it |
+//! | query | [`query`] | output parameters and the digest, over the store |
+//! | render | [`render`] | Atom, RSS, JSON Feed, digest, river |
 //! | serve | [`server`] | axum routes over the store and render |
 //!
 //! [`model`] is the plain data they hand each other, [`text`] the shared
-//! HTML-to-text helpers, [`poller`] runs the pipeline per feed
+//! HTML and text helpers, [`poller`] runs the pipeline per feed
 //! ([`poller::refresh_feed`]), and [`app`] wires it all together.
 
 pub mod app;

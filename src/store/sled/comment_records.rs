@@ -4,9 +4,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
+use super::codec::encode;
 use super::index::link_hash;
 use super::pending::Pending;
-use super::{SledStore, StoreError, encode, keys};
+use super::{SledStore, StoreError, keys};
 use crate::model::{
     Candidate, Comment, CommentBatch, CommentReport, CommentSource, CountSource, IncomingComment,
     Item, ItemId, RecentComment, Target, Timestamp,

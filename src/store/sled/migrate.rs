@@ -6,8 +6,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::codec::{decode_item, encode_item, story_key};
 use super::index::{Head, encode_group, link_hash};
-use super::{SCHEMA_VERSION, StoreError, decode_item, encode_item, keys, story_key};
+use super::{SCHEMA_VERSION, StoreError, keys};
 use crate::model::ItemId;
 
 /// Set once every stored story's HTML has been sanitized and bounded as

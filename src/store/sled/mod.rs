@@ -4,6 +4,7 @@
 //! memory (`index`), and one writer at a time so that a poll's lookups and
 //! its atomic batch see the same state.
 
+mod codec;
 mod comment_records;
 mod index;
 mod keys;
@@ -16,6 +17,7 @@ pub use retention::TOMBSTONE_KEEP;
 
 use super::{DEFAULT_MIN_FREE, Pruned, StoreError, Verified};
 
+use codec::{decode_item, encode_item, set_first_seen, story_key};
 use comment_records::Named;
 use index::{Edits, Head, Index, Position};
 use pending::Pending;
@@ -27,7 +29,6 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
@@ -55,12 +56,6 @@ impl From<sled::Error> for StoreError {
             }
             _ => StoreError::Io(e.to_string()),
         }
-    }
-}
-
-impl From<lz4_flex::block::DecompressError> for StoreError {
-    fn from(e: lz4_flex::block::DecompressError) -> StoreError {
-        StoreError::Corrupt(format!("a stored story could not be decompressed: {e}"))
     }
 }
 
@@ -738,55 +733,6 @@ impl SledStore {
     fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    Ok(serde_json::to_vec(value)?)
-}
-
-/// Marks an `i:` value as `first_seen` then LZ4-compressed JSON. Plain
-/// JSON (which starts with `{`) is still read, so stores written before
-/// compression open as they are.
-const LZ4: u8 = 1;
-/// Tag (1), `first_seen` (8, ns), then the LZ4 block.
-const ITEM_HEADER: usize = 9;
-
-/// A story as stored: the tag, its `first_seen` (kept outside the
-/// compressed part so a story encoded before it was stamped can be stamped
-/// without encoding it again), then its JSON, LZ4-compressed. Story HTML
-/// compresses to about a third, and sled copies every value it holds
-/// several times over (node rewrites, log segments), so fewer bytes is
-/// less work and less disk.
-fn encode_item(item: &Item) -> Result<Vec<u8>, StoreError> {
-    let json = serde_json::to_vec(item)?;
-    let mut out = Vec::with_capacity(ITEM_HEADER + 4 + json.len() / 2);
-    out.push(LZ4);
-    out.extend_from_slice(&keys::time_ns(item.first_seen));
-    out.extend_from_slice(&lz4_flex::block::compress_prepend_size(&json));
-    Ok(out)
-}
-
-/// Where a story is stored.
-fn story_key(item: &Item) -> Vec<u8> {
-    keys::item(index::nanos(item.first_seen))
-}
-
-fn set_first_seen(value: &mut [u8], first_seen: Timestamp) {
-    value[1..ITEM_HEADER].copy_from_slice(&keys::time_ns(first_seen));
-}
-
-fn decode_item(bytes: &[u8]) -> Result<Item, StoreError> {
-    if bytes.first() != Some(&LZ4) {
-        return Ok(serde_json::from_slice(bytes)?);
-    }
-    let (first_seen, packed) = match bytes.get(1..ITEM_HEADER) {
-        Some(stamp) => (keys::decode_time_ns(stamp), &bytes[ITEM_HEADER..]),
-        None => (None, &[][..]),
-    };
-    let json = lz4_flex::block::decompress_size_prepended(packed)?;
-    let mut item: Item = serde_json::from_slice(&json)?;
-    item.first_seen = first_seen.unwrap_or(item.first_seen);
-    Ok(item)
 }
 
 /// A candidate as the new story it would be, encoded when `encode` (the

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use super::{StoreError, encode_item, story_key};
+use super::StoreError;
+use super::codec::{encode_item, story_key};
 use crate::model::{Item, ItemId, Timestamp};
 
 #[derive(Default)]

@@ -1,6 +1,7 @@
 //! The store's own invariants that no HTTP test can see: how stories are
 //! encoded on disk and how the comment stream is kept short.
 
+use super::codec::LZ4;
 use super::*;
 use crate::model::{
     Candidate, Comment, CommentBatch, CommentSource, IncomingComment, ParsedEntry, PolledDocument,
