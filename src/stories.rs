@@ -115,6 +115,21 @@ pub fn attach(item: &mut Item, comment: &Comment, keep: usize, source: CommentSo
     true
 }
 
+/// Joins comments that waited for their story to the story that arrived
+/// with their link: each one not found meanwhile through another of its
+/// ways (`joined_elsewhere`) attaches as a site-wide comment. Returns the
+/// positions in `waiting` of those that joined.
+pub fn join_waiting(item: &mut Item, waiting: &[(Comment, bool)], keep: usize) -> Vec<usize> {
+    let mut joined = Vec::new();
+    for (i, (comment, joined_elsewhere)) in waiting.iter().enumerate() {
+        if !*joined_elsewhere {
+            attach(item, comment, keep, CommentSource::Site);
+            joined.push(i);
+        }
+    }
+    joined
+}
+
 /// Whether a story's own comment feed is worth reading in this poll: the
 /// count its feed states is new or changed. A new story is read unless
 /// its feed says it has no comments; a stored one when the feed states a
@@ -269,6 +284,25 @@ mod tests {
         };
         attach(&mut own, &comment("a", 9), 5, source);
         assert_eq!(own.comments.count, None);
+    }
+
+    #[test]
+    fn waiting_comments_join_the_story_that_brings_their_link() {
+        let mut item = story("ttac", LINK);
+        let waiting = [
+            (comment("early", 9), false),
+            (comment("found-through-its-parent", 10), true),
+            (comment("late", 11), false),
+        ];
+        assert_eq!(join_waiting(&mut item, &waiting, 5), [0, 2]);
+        let ids: Vec<_> = item.recent_comments.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["late", "early"]);
+        assert_eq!(
+            item.comments.count,
+            Some(2),
+            "a lower bound from the site feed"
+        );
+        assert_eq!(item.comments.source, Some(CountSource::SiteFeed));
     }
 
     #[test]

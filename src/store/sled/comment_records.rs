@@ -212,33 +212,38 @@ impl SledStore {
         if !waiting {
             return Ok(false);
         }
-        let mut any = false;
-        let keep = self.keep_comments();
+        let mut found = Vec::new();
         for entry in self.tree.scan_prefix(keys::orphan_prefix(link)) {
             let (key, value) = entry?;
             let waiting: Waiting = serde_json::from_slice(&value)?;
-            let (comment, hash) = (waiting.comment, waiting.hash);
             batch.remove(key);
-            let (joined, time) = match self.tree.get(keys::comment(&hash))? {
+            let (joined, time) = match self.tree.get(keys::comment(&waiting.hash))? {
                 Some(v) => decode_comment_ref(&v),
                 None => (None, None),
             };
-            if joined.is_some() {
-                continue; // joined meanwhile, through another of its targets
-            }
-            let time = time.unwrap_or_else(|| comment.published.unwrap_or(item.first_seen));
-            stories::attach(item, &comment, keep, CommentSource::Site);
-            any = true;
-            batch.insert(keys::comment(&hash), comment_ref(Some(item.id), time));
+            found.push((waiting, joined.is_some(), time));
+        }
+        let comments: Vec<(Comment, bool)> = found
+            .iter()
+            .map(|(w, elsewhere, _)| (w.comment.clone(), *elsewhere))
+            .collect();
+        let joined = stories::join_waiting(item, &comments, self.keep_comments());
+        for i in &joined {
+            let (waiting, _, time) = &found[*i];
+            let time = time.unwrap_or_else(|| waiting.comment.published.unwrap_or(item.first_seen));
+            batch.insert(
+                keys::comment(&waiting.hash),
+                comment_ref(Some(item.id), time),
+            );
             let entry = RecentComment {
-                comment,
+                comment: waiting.comment.clone(),
                 item: Some(item.id),
                 stored: Some(item.first_seen),
             };
-            batch.insert(keys::stream(time, &hash), encode(&entry)?);
+            batch.insert(keys::stream(time, &waiting.hash), encode(&entry)?);
             self.stream_len.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(any)
+        Ok(!joined.is_empty())
     }
 
     /// The story a comment belongs to, by [`stories::find_story`]: an id
