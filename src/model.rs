@@ -310,6 +310,12 @@ pub struct Validators {
     pub last_modified: Option<String>,
 }
 
+impl Validators {
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+}
+
 /// The small set of ways a poll fails, each with a sentence for operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -392,6 +398,10 @@ pub struct FeedState {
     /// host and were not followed.
     #[serde(default)]
     pub skipped_comment_feeds: u64,
+    /// The site-wide comments feed's validators (`comments_url`), stored
+    /// with the comments they stand for.
+    #[serde(default, skip_serializing_if = "Validators::is_empty")]
+    pub comments_validators: Validators,
     /// Set when every redirect to the document was permanent: the URL to
     /// put in the config.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -441,9 +451,11 @@ pub enum CommentSource {
 pub struct CommentBatch {
     pub comments: Vec<IncomingComment>,
     pub source: CommentSource,
-    /// The document's URL and validators, kept for its next fetch.
+    /// The document's URL.
     pub url: String,
-    pub validators: Validators,
+    /// Its validators, kept for its next fetch; `None` for a site-wide
+    /// comments feed, whose validators travel in the feed's state.
+    pub validators: Option<Validators>,
 }
 
 /// What one ingest changed, so later stages only do new work.

@@ -169,15 +169,7 @@ pub fn digest_json(
             .is_some_and(|i| i.feeds().any(|f| m.contains(&f))),
         (Some(_), None) => false,
     };
-    let mut comments = Vec::new();
-    for c in store.recent_comments(crate::store::STREAM_MAX)? {
-        if in_window(&c) && in_group(&c) {
-            comments.push(c);
-            if comments.len() == DIGEST_COMMENTS {
-                break;
-            }
-        }
-    }
+    let comments = store.recent_comments(DIGEST_COMMENTS, &|c| in_window(c) && in_group(c))?;
     let states = feed_states(store, config);
     let feeds = config
         .feeds

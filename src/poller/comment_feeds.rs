@@ -13,7 +13,7 @@ use crate::config::{Config, FeedConfig, Source};
 use crate::fetch::{Document, FetchError, Fetched, Fetcher};
 use crate::model::{
     Candidate, CommentBatch, CommentReport, CommentSource, ErrorKind, ItemId, PollFailure,
-    Timestamp,
+    Timestamp, Validators,
 };
 use crate::parse;
 use crate::poller::on_store;
@@ -49,6 +49,9 @@ pub struct Gathered {
     pub error: Option<PollFailure>,
     /// Comment feeds on another host, not followed.
     pub skipped: u64,
+    /// The site-wide comments feed's new validators, when it sent a new
+    /// document (they go into the feed's state, written with it).
+    pub site_validators: Option<Validators>,
 }
 
 /// Reads the comments of one poll: the site-wide comments feed, then the
@@ -60,13 +63,16 @@ pub async fn gather(
     fetcher: &Fetcher,
     feed: &FeedConfig,
     options: &CommentOptions,
-    candidates: Vec<Candidate>,
+    (candidates, site_validators): (Vec<Candidate>, &Validators),
     now: Timestamp,
 ) -> (Vec<Candidate>, Gathered) {
     let mut gathered = Gathered::default();
     if let Some(source) = &feed.comments_url {
-        match site_batch(store, fetcher, &feed.id, source, options, now).await {
-            Ok(Some(batch)) => gathered.batches.push(batch),
+        match site_batch(fetcher, &feed.id, source, site_validators, options, now).await {
+            Ok(Some((batch, validators))) => {
+                gathered.batches.push(batch);
+                gathered.site_validators = Some(validators);
+            }
             Ok(None) => {}
             Err(e) => gathered.error = Some(e),
         }
@@ -96,7 +102,7 @@ pub async fn gather(
         trusted.push(c.url());
     }
     let mut budget = options.per_poll;
-    for (item, url) in due {
+    for (item, url, validators) in due {
         if budget == 0 {
             break;
         }
@@ -106,7 +112,7 @@ pub async fn gather(
             continue;
         }
         budget -= 1;
-        match item_batch(store, fetcher, item, &url, options, now).await {
+        match item_batch(fetcher, item, &url, validators, options, now).await {
             Ok(Some(batch)) => gathered.batches.push(batch),
             Ok(None) => {}
             Err(e) => gathered.error = Some(e),
@@ -116,13 +122,14 @@ pub async fn gather(
 }
 
 /// The stories of a document whose own comment feed is due, with the
-/// feed's URL: the story as stored is looked up, then the rule decides.
+/// feed's URL and stored validators: the story as stored is looked up,
+/// then the rule decides.
 fn due_comment_feeds(
     store: &Store,
     candidates: &[Candidate],
     max_age: Duration,
     now: Timestamp,
-) -> Result<Vec<(ItemId, Url)>, StoreError> {
+) -> Result<Vec<(ItemId, Url, Validators)>, StoreError> {
     let mut due = Vec::new();
     for c in candidates {
         let stored = store.story_for(c)?;
@@ -137,28 +144,25 @@ fn due_comment_feeds(
         let recent =
             published.is_none_or(|p| (now - p).to_std().is_ok_and(|age| age <= max_age) || p > now);
         if let Some(url) = url.filter(|_| recent) {
-            due.push((id, url));
+            let validators = store.validators(url.as_str())?;
+            due.push((id, url, validators));
         }
     }
     Ok(due)
 }
 
-/// A comment document, fetched conditionally with the validators stored
-/// for its URL: `None` when it has not changed. URLs taken from feed
-/// content (`same_host`) may not redirect to another host.
+/// A comment document, fetched conditionally with its validators: `None`
+/// when it has not changed. URLs taken from feed content (`same_host`) may
+/// not redirect to another host.
 async fn fetch_doc(
-    store: &Arc<Store>,
     fetcher: &Fetcher,
     source: &Source,
+    validators: &Validators,
     same_host: bool,
 ) -> Result<Option<Document>, FetchError> {
-    let url = source.url().to_string();
-    let validators = on_store(store, move |s| s.validators(&url))
-        .await
-        .unwrap_or_default();
     let fetched = match source {
-        Source::Http(url) if same_host => fetcher.fetch_same_host(url, &validators).await?,
-        _ => fetcher.fetch(source, &validators).await?,
+        Source::Http(url) if same_host => fetcher.fetch_same_host(url, validators).await?,
+        _ => fetcher.fetch(source, validators).await?,
     };
     Ok(match fetched {
         Fetched::NotModified(_) => None,
@@ -181,18 +185,18 @@ fn failure(
 }
 
 /// The feed's site-wide comments document, fetched and read, for the store
-/// to join: `None` when it has not changed.
+/// to join, with its new validators: `None` when it has not changed.
 async fn site_batch(
-    store: &Arc<Store>,
     fetcher: &Fetcher,
     feed: &str,
     source: &Source,
+    validators: &Validators,
     options: &CommentOptions,
     now: Timestamp,
-) -> Result<Option<CommentBatch>, PollFailure> {
+) -> Result<Option<(CommentBatch, Validators)>, PollFailure> {
     let url = source.url().to_string();
     let fail = failure("comments feed", &url, now);
-    let Some(doc) = fetch_doc(store, fetcher, source, false)
+    let Some(doc) = fetch_doc(fetcher, source, validators, false)
         .await
         .map_err(|e| fail(e.kind(), e.to_string()))?
     else {
@@ -201,28 +205,29 @@ async fn site_batch(
     let (parsed, replies) =
         parse::parse_with_replies(&doc.body, &doc.url, doc.content_type.as_deref())
             .map_err(|e| fail(e.kind(), e.to_string()))?;
-    Ok(Some(CommentBatch {
+    let batch = CommentBatch {
         comments: from_site_feed(feed, parsed, replies, options.excerpt_chars),
         source: CommentSource::Site,
         url,
-        validators: doc.validators,
-    }))
+        validators: None,
+    };
+    Ok(Some((batch, doc.validators)))
 }
 
 /// One story's own comment feed, fetched and read: `None` when it has not
 /// changed.
 async fn item_batch(
-    store: &Arc<Store>,
     fetcher: &Fetcher,
     item: ItemId,
     url: &Url,
+    validators: Validators,
     options: &CommentOptions,
     now: Timestamp,
 ) -> Result<Option<CommentBatch>, PollFailure> {
     let key = url.to_string();
     let fail = failure("comment feed", &key, now);
     let source = Source::Http(url.clone());
-    let Some(doc) = fetch_doc(store, fetcher, &source, true)
+    let Some(doc) = fetch_doc(fetcher, &source, &validators, true)
         .await
         .map_err(|e| fail(e.kind(), e.to_string()))?
     else {
@@ -235,7 +240,7 @@ async fn item_batch(
         comments: from_item_feed(item, parsed, options.excerpt_chars),
         source: CommentSource::ItemFeed { item, entries },
         url: key,
-        validators: doc.validators,
+        validators: Some(doc.validators),
     }))
 }
 

@@ -50,10 +50,15 @@ pub async fn refresh_feed(
 ) -> PollReport {
     let started = Instant::now();
     let now = chrono::Utc::now();
-    let id = feed.id.clone();
-    let stored = on_store(store, move |s| s.feed_state(&id))
-        .await
-        .unwrap_or_default();
+    let stored = match store.cached_feed_state(&feed.id) {
+        Some(state) => state,
+        None => {
+            let id = feed.id.clone();
+            on_store(store, move |s| s.feed_state(&id))
+                .await
+                .unwrap_or_default()
+        }
+    };
     let mut fetch_elapsed = None;
     let polled = poll(
         store,
@@ -127,13 +132,24 @@ async fn poll(
 
     // 3. Its comments: the site-wide feed and the stories' own feeds.
     // They never fail the poll; their failure is kept apart.
-    let (candidates, comments) =
-        comment_feeds::gather(store, fetcher, feed, &options.comments, candidates, now).await;
+    let site_validators = stored.comments_validators.clone();
+    let (candidates, comments) = comment_feeds::gather(
+        store,
+        fetcher,
+        feed,
+        &options.comments,
+        (candidates, &site_validators),
+        now,
+    )
+    .await;
     if let Some(e) = &comments.error {
         tracing::warn!(feed = %feed.id, kind = e.kind.as_str(), error = %e.message, "comments poll failed");
     }
     state.comments_error = comments.error;
     state.skipped_comment_feeds += comments.skipped;
+    if let Some(v) = comments.site_validators {
+        state.comments_validators = v;
+    }
 
     // 4. One write: the stories, their comments and the feed's state.
     let document = PolledDocument {

@@ -41,7 +41,7 @@ async fn recent(
 ) -> Result<Json<Recent>, ApiError> {
     let limit = crate::query::limit(query.get("limit").map(String::as_str), DEFAULT_LIMIT)?;
     let mut comments = Vec::new();
-    for rc in state.store.recent_comments(limit)? {
+    for rc in state.store.recent_comments(limit, &|_| true)? {
         let item = match rc.item {
             Some(id) => state.store.item(&id)?,
             None => None,

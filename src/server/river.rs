@@ -69,7 +69,7 @@ fn page_now(state: &AppState, query: &HashMap<String, String>) -> Result<Respons
         page => page?,
     };
     let mut recent = Vec::new();
-    for rc in state.store.recent_comments(RECENT)? {
+    for rc in state.store.recent_comments(RECENT, &|_| true)? {
         let title = match rc.item {
             Some(id) => state.store.item(&id)?.map(|i| i.title),
             None => None,

@@ -57,6 +57,10 @@ pub trait Storage: Send + Sync {
 
     fn feed_state(&self, feed: &str) -> Result<FeedState, StoreError>;
 
+    /// The feed's state when the backend holds it in memory: never
+    /// blocks, so a poll that finds it skips a trip to the blocking pool.
+    fn cached_feed_state(&self, feed: &str) -> Option<FeedState>;
+
     /// The validators last stored for a comment feed's URL.
     fn validators(&self, url: &str) -> Result<Validators, StoreError>;
 
@@ -104,9 +108,13 @@ pub trait Storage: Send + Sync {
     /// Never waits for a writer.
     fn cursor(&self) -> Timestamp;
 
-    /// The newest comments across all feeds, newest first, at most
-    /// `limit` (and at most [`STREAM_MAX`]).
-    fn recent_comments(&self, limit: usize) -> Result<Vec<RecentComment>, StoreError>;
+    /// The newest comments across all feeds that `keep` accepts, newest
+    /// first, at most `limit`, from the newest [`STREAM_MAX`].
+    fn recent_comments(
+        &self,
+        limit: usize,
+        keep: &dyn Fn(&RecentComment) -> bool,
+    ) -> Result<Vec<RecentComment>, StoreError>;
 
     /// Changes whenever stored content that an output shows changes.
     fn generation(&self) -> u64;

@@ -84,7 +84,9 @@ impl SledStore {
             url,
             validators,
         } = comments;
-        batch.insert(keys::validators(&url), encode(&validators)?);
+        if let Some(validators) = &validators {
+            batch.insert(keys::validators(&url), encode(validators)?);
+        }
         let keep = self.keep_comments();
         let mut report = CommentReport::default();
         let mut changed = false;
@@ -182,19 +184,26 @@ impl SledStore {
     }
 
     /// The newest comments across all feeds, newest first.
-    pub fn recent_comments(&self, limit: usize) -> Result<Vec<RecentComment>, StoreError> {
-        self.comments_newest_first().take(limit).collect()
-    }
-
-    /// The stream, newest first, read as it is consumed: a reader that
-    /// stops early decodes only what it took.
-    pub fn comments_newest_first(
+    /// The stream newest first, those `keep` accepts, at most `limit`:
+    /// read as it is taken, so a reader that stops early decodes only
+    /// what it took.
+    pub fn recent_comments(
         &self,
-    ) -> impl Iterator<Item = Result<RecentComment, StoreError>> + '_ {
+        limit: usize,
+        keep: &dyn Fn(&RecentComment) -> bool,
+    ) -> Result<Vec<RecentComment>, StoreError> {
+        let mut out = Vec::new();
         let entries = self.tree.scan_prefix(keys::STREAM).values().rev();
-        entries
-            .take(STREAM_MAX)
-            .map(|value| Ok(serde_json::from_slice(&value?)?))
+        for value in entries.take(STREAM_MAX) {
+            if out.len() >= limit {
+                break;
+            }
+            let c: RecentComment = serde_json::from_slice(&value?)?;
+            if keep(&c) {
+                out.push(c);
+            }
+        }
+        Ok(out)
     }
 
     /// Joins comments that were waiting for `item` (by its link) to it;

@@ -873,6 +873,11 @@ impl super::Storage for SledStore {
         self.feed_state(feed)
     }
 
+    fn cached_feed_state(&self, feed: &str) -> Option<FeedState> {
+        let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        states.get(feed).cloned()
+    }
+
     fn validators(&self, url: &str) -> Result<Validators, StoreError> {
         self.validators(url)
     }
@@ -927,8 +932,12 @@ impl super::Storage for SledStore {
         self.cursor()
     }
 
-    fn recent_comments(&self, limit: usize) -> Result<Vec<RecentComment>, StoreError> {
-        self.recent_comments(limit)
+    fn recent_comments(
+        &self,
+        limit: usize,
+        keep: &dyn Fn(&RecentComment) -> bool,
+    ) -> Result<Vec<RecentComment>, StoreError> {
+        self.recent_comments(limit, keep)
     }
 
     fn generation(&self) -> u64 {

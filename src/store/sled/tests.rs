@@ -130,7 +130,7 @@ fn the_comment_stream_is_trimmed_to_its_newest_entries() {
         (STREAM_MAX..=STREAM_MAX + STREAM_SLACK).contains(&stored),
         "{stored} entries"
     );
-    let recent = store.recent_comments(STREAM_MAX).unwrap();
+    let recent = store.recent_comments(STREAM_MAX, &|_| true).unwrap();
     assert_eq!(recent.len(), STREAM_MAX);
     assert_eq!(
         recent[0].comment.id,
@@ -334,10 +334,10 @@ fn site_batch(comments: Vec<IncomingComment>) -> CommentBatch {
         comments,
         source: CommentSource::Site,
         url: "https://example.com/comments/feed/".into(),
-        validators: Validators {
+        validators: Some(Validators {
             etag: Some("\"v1\"".into()),
             ..Default::default()
-        },
+        }),
     }
 }
 
@@ -399,7 +399,7 @@ fn stories_and_their_comments_from_one_poll_are_one_write() {
     let story = store.item(&ItemId([2; 16])).unwrap().unwrap();
     assert_eq!(story.comments.count, Some(2), "counted from the site feed");
     assert_eq!(story.last_changed, now);
-    let stream = store.recent_comments(10).unwrap();
+    let stream = store.recent_comments(10, &|_| true).unwrap();
     assert_eq!(stream.len(), 5);
     assert_eq!(stream.iter().filter(|c| c.item.is_some()).count(), 4);
     let kept = store
