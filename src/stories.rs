@@ -130,6 +130,25 @@ pub fn join_waiting(item: &mut Item, waiting: &[(Comment, bool)], keep: usize) -
     joined
 }
 
+/// What becomes of a story when `feed` keeps it no longer (retention by
+/// count per feed).
+#[derive(Debug, PartialEq)]
+pub enum Leaving {
+    /// The feed owns it: the story goes.
+    Remove(ItemId),
+    /// The feed only carried it: it leaves `also_in`, and the story stays
+    /// with its owner.
+    Stay(Item),
+}
+
+pub fn leave(mut item: Item, feed: &str) -> Leaving {
+    if item.feed == feed {
+        return Leaving::Remove(item.id);
+    }
+    item.also_in.retain(|f| f != feed);
+    Leaving::Stay(item)
+}
+
 /// Whether a story's own comment feed is worth reading in this poll: the
 /// count its feed states is new or changed. A new story is read unless
 /// its feed says it has no comments; a stored one when the feed states a
@@ -284,6 +303,20 @@ mod tests {
         };
         attach(&mut own, &comment("a", 9), 5, source);
         assert_eq!(own.comments.count, None);
+    }
+
+    #[test]
+    fn a_feed_that_keeps_a_story_no_longer_removes_only_its_own() {
+        let mut shared = story("ttac", LINK);
+        shared.also_in = vec!["wire".into(), "mirror".into()];
+        assert_eq!(leave(shared.clone(), "ttac"), Leaving::Remove(shared.id));
+        match leave(shared, "wire") {
+            Leaving::Stay(item) => {
+                assert_eq!(item.feed, "ttac");
+                assert_eq!(item.also_in, ["mirror"]);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

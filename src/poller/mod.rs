@@ -238,7 +238,14 @@ impl Poller {
 async fn run_feed(pipeline: Pipeline, feed: FeedConfig, cancel: CancellationToken) {
     // The stored time matters only at start; after that each poll's report
     // says when the next one is due, even if recording it failed.
-    let state = pipeline.store.feed_state(&feed.id).unwrap_or_default();
+    let state = match pipeline.store.cached_feed_state(&feed.id) {
+        Some(state) => state,
+        None => {
+            let id = feed.id.clone();
+            let read = on_store(&pipeline.store, move |s| s.feed_state(&id)).await;
+            read.unwrap_or_default()
+        }
+    };
     // A feed that answered 410 Gone rests until the config changes it; a
     // changed feed gets a new task.
     if state.gone.as_deref() == Some(feed.source.to_string().as_str()) {

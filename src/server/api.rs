@@ -70,6 +70,10 @@ fn shown(source: &Source) -> String {
 }
 
 async fn feeds(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+    super::blocking(move || feeds_now(&state)).await
+}
+
+fn feeds_now(state: &AppState) -> Result<Json<Status>, ApiError> {
     let config = state.config.load_full();
     let mut feeds = Vec::with_capacity(config.feeds.len());
     for f in &config.feeds {
@@ -99,9 +103,13 @@ async fn feeds(State(state): State<AppState>) -> Result<Json<Status>, ApiError> 
     }))
 }
 
-async fn opml(State(state): State<AppState>) -> Response {
+async fn opml(State(state): State<AppState>) -> Result<Response, ApiError> {
     let config = state.config.load_full();
-    let dir = directory(state.store.as_ref(), &config);
+    let store = state.store.clone();
+    let dir = {
+        let config = config.clone();
+        super::blocking(move || Ok(directory(store.as_ref(), &config))).await?
+    };
     let listed = crate::opml::listed(
         &config,
         |id| {
@@ -113,32 +121,35 @@ async fn opml(State(state): State<AppState>) -> Response {
         |id| dir.get(id).and_then(|f| f.site.clone()),
     );
     let body = crate::opml::export(&config.server.title, &listed);
-    ([(header::CONTENT_TYPE, "text/x-opml; charset=utf-8")], body).into_response()
+    Ok(([(header::CONTENT_TYPE, "text/x-opml; charset=utf-8")], body).into_response())
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
-    let config = state.config.load_full();
-    let states: Vec<_> = config
-        .feeds
-        .iter()
-        .map(|f| {
-            (
-                f.id.as_str(),
-                state.store.feed_state(&f.id).unwrap_or_default(),
-            )
-        })
-        .collect();
-    let body = state
-        .metrics
-        .render(states.into_iter(), state.store.write_time());
-    (
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let body = super::blocking(move || {
+        let config = state.config.load_full();
+        let states: Vec<_> = config
+            .feeds
+            .iter()
+            .map(|f| {
+                (
+                    f.id.as_str(),
+                    state.store.feed_state(&f.id).unwrap_or_default(),
+                )
+            })
+            .collect();
+        Ok(state
+            .metrics
+            .render(states.into_iter(), state.store.write_time()))
+    })
+    .await?;
+    Ok((
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         body,
     )
-        .into_response()
+        .into_response())
 }
 
 /// Admin routes exist only while the token's environment variable is set;

@@ -40,6 +40,10 @@ async fn recent(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Recent>, ApiError> {
     let limit = crate::query::limit(query.get("limit").map(String::as_str), DEFAULT_LIMIT)?;
+    super::blocking(move || recent_now(&state, limit)).await
+}
+
+fn recent_now(state: &AppState, limit: usize) -> Result<Json<Recent>, ApiError> {
     let mut comments = Vec::new();
     for rc in state.store.recent_comments(limit, &|_| true)? {
         let item = match rc.item {

@@ -350,6 +350,12 @@ impl SledStore {
         } = poll;
         let state = &state;
         let news = !candidates.is_empty() || !comments.is_empty();
+        let renamed = self.feed_state(feed)?.title != state.title;
+        if !news && !renamed {
+            // A 304 with nothing new: only the feed's state changes.
+            self.put_feed_state(feed, state)?;
+            return Ok(IngestReport::default());
+        }
         if news {
             self.room()?;
         }
@@ -371,7 +377,6 @@ impl SledStore {
             .zip(to_encode)
             .map(|(c, encode)| prepare(feed, c, encode, now))
             .collect::<Result<Vec<_>, _>>()?;
-        let renamed = self.feed_state(feed)?.title != state.title;
         let state_value = serde_json::to_vec(state)?;
 
         let mut last_stamp = self.write_lock();

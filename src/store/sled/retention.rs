@@ -9,6 +9,7 @@ use super::index::{Edits, Head, nanos};
 use super::{SledStore, keys};
 use crate::model::{ItemId, Timestamp, earlier};
 use crate::store::{Pruned, StoreError};
+use crate::stories::{self, Leaving};
 
 /// How long a tombstone outlives its story. A feed that still lists a
 /// story this long after it was pruned would bring it back as new.
@@ -177,17 +178,17 @@ impl SledStore {
         let mut owned = Vec::new();
         let mut left = 0;
         for id in ids {
-            let Some(mut item) = self.item(id)? else {
+            let Some(item) = self.item(id)? else {
                 continue;
             };
-            if item.feed == feed {
-                owned.push(item.id);
-            } else {
-                let old = Head::of(&item);
-                item.also_in.retain(|f| f != feed);
-                edits.change(&self.tree, Some(old), Some(Head::of(&item)))?;
-                batch.insert(super::story_key(&item), super::encode_item(&item)?);
-                left += 1;
+            let old = Head::of(&item);
+            match stories::leave(item, feed) {
+                Leaving::Remove(id) => owned.push(id),
+                Leaving::Stay(item) => {
+                    edits.change(&self.tree, Some(old), Some(Head::of(&item)))?;
+                    batch.insert(super::story_key(&item), super::encode_item(&item)?);
+                    left += 1;
+                }
             }
         }
         let removed = self.remove_into(&mut batch, &mut edits, &owned, now)?;
