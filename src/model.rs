@@ -398,10 +398,13 @@ pub struct FeedState {
     /// host and were not followed.
     #[serde(default)]
     pub skipped_comment_feeds: u64,
-    /// The site-wide comments feed's validators (`comments_url`), stored
-    /// with the comments they stand for.
+    /// The site-wide comments feed's validators, stored with the comments
+    /// they stand for, and the URL they came from (`comments_url` may
+    /// change: another URL's validators are not sent).
     #[serde(default, skip_serializing_if = "Validators::is_empty")]
     pub comments_validators: Validators,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comments_validators_url: Option<String>,
     /// Set when every redirect to the document was permanent: the URL to
     /// put in the config.
     #[serde(default, skip_serializing_if = "Option::is_none")]

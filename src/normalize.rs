@@ -150,10 +150,10 @@ pub fn fresh_id(
 /// Turns a feed's parsed entries into candidates for the store: at most
 /// `max` of them (the newest by date, in document order), each
 /// [`tidy`]ed, dropping entries that repeat one already in the same
-/// document. Two entries are the same when they get the same id; entries
-/// without a guid are also the same when their canonical links are. Two
-/// distinct guids are two entries, whatever their links (a comment feed's
-/// entries all link into one post).
+/// document: the same id, or the same canonical link (one link is one
+/// story, in a document as across feeds; the first wins, as feeds list
+/// newest first). A comment feed's entries stay apart by their links'
+/// `#comment-N` fragments, which canonical links keep.
 pub fn candidates(
     feed: &str,
     entries: Vec<ParsedEntry>,
@@ -179,7 +179,6 @@ pub fn candidates(
         }
         if let Some(link) = &canonical
             && !seen_links.insert(link.clone())
-            && entry.guid.is_none()
         {
             continue;
         }
@@ -354,13 +353,13 @@ mod tests {
                 "First",
             ),
             entry(Some("1"), Some("https://a.example/y"), "Same guid"),
-            entry(Some("2"), Some("https://a.example/x#c"), "Same link"),
+            entry(Some("2"), Some("https://a.example/x#more-12"), "Same link"),
             entry(None, None, "Only a title"),
             entry(None, None, ""),
         ];
         let c = candidates("f", entries, 100, chrono::Utc::now());
         let titles: Vec<_> = c.iter().map(|c| c.entry.title.as_str()).collect();
-        assert_eq!(titles, ["First", "Same link", "Only a title"]);
+        assert_eq!(titles, ["First", "Only a title"]);
         assert_eq!(c[0].entry.link.as_deref(), Some("https://a.example/x"));
         // Without guids, one link is one entry.
         let c = candidates(

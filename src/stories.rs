@@ -103,7 +103,7 @@ pub fn attach(item: &mut Item, comment: &Comment, keep: usize, source: CommentSo
     item.comments_seen += 1;
     item.recent_comments.push(comment.clone());
     item.recent_comments
-        .sort_by(|a, b| b.published.cmp(&a.published));
+        .sort_by_key(|c| std::cmp::Reverse(c.published));
     item.recent_comments.truncate(keep);
     if source == CommentSource::Site {
         offer_count(
@@ -122,8 +122,7 @@ pub fn attach(item: &mut Item, comment: &Comment, keep: usize, source: CommentSo
 pub fn join_waiting(item: &mut Item, waiting: &[(Comment, bool)], keep: usize) -> Vec<usize> {
     let mut joined = Vec::new();
     for (i, (comment, joined_elsewhere)) in waiting.iter().enumerate() {
-        if !*joined_elsewhere {
-            attach(item, comment, keep, CommentSource::Site);
+        if !*joined_elsewhere && attach(item, comment, keep, CommentSource::Site) {
             joined.push(i);
         }
     }
@@ -138,7 +137,7 @@ pub enum Leaving {
     Remove(ItemId),
     /// The feed only carried it: it leaves `also_in`, and the story stays
     /// with its owner.
-    Stay(Item),
+    Stay(Box<Item>),
 }
 
 pub fn leave(mut item: Item, feed: &str) -> Leaving {
@@ -146,16 +145,19 @@ pub fn leave(mut item: Item, feed: &str) -> Leaving {
         return Leaving::Remove(item.id);
     }
     item.also_in.retain(|f| f != feed);
-    Leaving::Stay(item)
+    Leaving::Stay(Box::new(item))
 }
 
-/// Whether a story's own comment feed is worth reading in this poll: the
-/// count its feed states is new or changed. A new story is read unless
-/// its feed says it has no comments; a stored one when the feed states a
-/// count other than the one stored.
-pub fn comment_feed_due(stated: Option<u32>, stored: Option<&Item>) -> bool {
+/// Whether a story's own comment feed is worth reading in this poll of
+/// `feed`: the count the story will have is new or changed. A new story
+/// is read unless its feed says it has no comments; a stored one when the
+/// feed states a count other than the stored one, and would be heard
+/// (see [`merge`]: a feed that does not own the story is heard only while
+/// no feed has stated a count).
+pub fn comment_feed_due(feed: &str, stated: Option<u32>, stored: Option<&Item>) -> bool {
     match stored {
         None => stated != Some(0),
+        Some(item) if item.feed != feed && item.comments.source == Some(CountSource::Feed) => false,
         Some(item) => stated.is_some() && stated != item.comments.count,
     }
 }
@@ -341,16 +343,27 @@ mod tests {
     #[test]
     fn a_story_s_comment_feed_is_read_when_its_count_moves() {
         let mut stored = story("ttac", LINK);
-        assert!(comment_feed_due(None, None), "new, count unknown");
-        assert!(comment_feed_due(Some(4), None), "new, with comments");
-        assert!(!comment_feed_due(Some(0), None), "new, none to read");
-        stored.comments.count = Some(4);
-        assert!(!comment_feed_due(Some(4), Some(&stored)), "unchanged");
+        assert!(comment_feed_due("ttac", None, None), "new, count unknown");
         assert!(
-            !comment_feed_due(None, Some(&stored)),
-            "the feed says nothing new"
+            comment_feed_due("ttac", Some(4), None),
+            "new, with comments"
         );
-        assert!(comment_feed_due(Some(5), Some(&stored)), "one more");
+        assert!(
+            !comment_feed_due("ttac", Some(0), None),
+            "new, none to read"
+        );
+        offer_count(&mut stored.comments, CountSource::Feed, 4);
+        assert!(
+            !comment_feed_due("ttac", Some(4), Some(&stored)),
+            "unchanged"
+        );
+        assert!(
+            !comment_feed_due("ttac", None, Some(&stored)),
+            "nothing said"
+        );
+        assert!(comment_feed_due("ttac", Some(5), Some(&stored)), "one more");
+        // Another feed's different count is not heard, so not news.
+        assert!(!comment_feed_due("wire", Some(9), Some(&stored)));
     }
 
     #[test]

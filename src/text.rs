@@ -108,19 +108,25 @@ pub fn xml_chars(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// Elements that never nest in the tree an HTML parser builds: void
-/// elements, and those whose start closes an open one of their kind.
-const FLAT: &[&str] = &[
+/// Void elements: they never hold anything, with or without a `/>`.
+const VOID: &[&str] = &[
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
-    "wbr", "p", "li", "dt", "dd", "option", "tr", "td", "th",
+    "wbr",
 ];
+/// Elements whose start closes an open one of their kind, so they do not
+/// nest in the tree an HTML parser builds.
+const SELF_CLOSING: &[&str] = &["p", "li", "dt", "dd", "option", "tr", "td", "th"];
 
-/// How deep the elements of `html` nest, as an HTML parser would count
-/// them, roughly: start tags minus end tags, void and self-closing
-/// elements left out. One pass, no allocation.
+/// How deep the elements of `html` nest, as an HTML parser would build
+/// them, roughly, and at most `MAX_HTML_DEPTH + 1` (deeper is all a caller
+/// needs to know). A start tag opens an element unless it is void; `/>`
+/// closes nothing else (HTML ignores it); an end tag closes the nearest
+/// open element of its name and those inside it, and is ignored when none
+/// is open, as parsers do. One pass over the text.
 pub fn nesting_depth(html: &str) -> usize {
     let b = html.as_bytes();
-    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    let mut open: Vec<&[u8]> = Vec::new();
+    let (mut deepest, mut i) = (0usize, 0usize);
     while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
         i += off + 1;
         let rest = &b[i..];
@@ -138,16 +144,24 @@ pub fn nesting_depth(html: &str) -> usize {
             continue;
         }
         let name = &rest[name_at..name_at + name_len];
-        let end = rest.iter().position(|&c| c == b'>').unwrap_or(rest.len());
-        i += end;
-        let flat = FLAT.iter().any(|f| f.as_bytes().eq_ignore_ascii_case(name));
+        i += rest.iter().position(|&c| c == b'>').unwrap_or(rest.len());
+        let is = |list: &[&str]| list.iter().any(|e| e.as_bytes().eq_ignore_ascii_case(name));
         if close {
-            if !flat {
-                depth = depth.saturating_sub(1);
+            if let Some(at) = open.iter().rposition(|n| n.eq_ignore_ascii_case(name)) {
+                open.truncate(at);
             }
-        } else if !flat && !rest[..end].ends_with(b"/") {
-            depth += 1;
-            deepest = deepest.max(depth);
+        } else if is(SELF_CLOSING) {
+            // Closes an open one of its kind, as a parser would.
+            if let Some(at) = open.iter().rposition(|n| n.eq_ignore_ascii_case(name)) {
+                open.truncate(at);
+            }
+            open.push(name);
+        } else if !is(VOID) {
+            open.push(name);
+        }
+        deepest = deepest.max(open.len());
+        if deepest > MAX_HTML_DEPTH {
+            return deepest;
         }
     }
     deepest
@@ -247,13 +261,21 @@ mod tests {
             "<div>".repeat(100_000),
             "</div>".repeat(100_000)
         );
-        assert_eq!(nesting_depth(&deep), 100_000);
+        assert!(nesting_depth(&deep) > MAX_HTML_DEPTH);
+        // Stray end tags and `/>` on elements that are not void close
+        // nothing in HTML, so they hide no depth.
+        for trick in ["<div></i>", "<div/>", "<b><i></p>"] {
+            assert!(
+                nesting_depth(&trick.repeat(1000)) > MAX_HTML_DEPTH,
+                "{trick}"
+            );
+        }
         let clean = clean_html(&deep);
         assert_eq!(clean, "<p>words here</p>");
         assert_eq!(html_to_text(&deep), "words here");
         // Markup that only looks deep is not flattened.
         let flat = "<p>a<p>b<br><img src=x><ul><li>c<li>d</ul>".repeat(500);
-        assert!(nesting_depth(&flat) <= 2, "{}", nesting_depth(&flat));
+        assert!(nesting_depth(&flat) <= 3, "{}", nesting_depth(&flat));
         assert!(clean_html(&flat).contains("<li>"));
         assert_eq!(nesting_depth("<!-- <div><div> --><b>x</b>"), 1);
     }

@@ -16,7 +16,7 @@ use crate::model::{
     Timestamp, Validators,
 };
 use crate::parse;
-use crate::poller::on_store;
+use crate::poller::{PollError, on_store};
 use crate::store::{Store, StoreError};
 use crate::stories;
 
@@ -65,7 +65,7 @@ pub async fn gather(
     options: &CommentOptions,
     (candidates, site_validators): (Vec<Candidate>, &Validators),
     now: Timestamp,
-) -> (Vec<Candidate>, Gathered) {
+) -> Result<(Vec<Candidate>, Gathered), PollError> {
     let mut gathered = Gathered::default();
     if let Some(source) = &feed.comments_url {
         match site_batch(fetcher, &feed.id, source, site_validators, options, now).await {
@@ -78,23 +78,25 @@ pub async fn gather(
         }
     }
     if !feed.item_comments || options.per_poll == 0 || candidates.is_empty() {
-        return (candidates, gathered);
+        return Ok((candidates, gathered));
     }
-    let max_age = options.max_age;
-    let looked_up = on_store(store, move |s| {
-        let due = due_comment_feeds(s, &candidates, max_age, now)?;
+    let (max_age, id) = (options.max_age, feed.id.clone());
+    // The stories come back whatever the lookup says: a failed lookup
+    // costs the story comment feeds, never the stories.
+    let (candidates, due) = on_store(store, move |s| {
+        let due = due_comment_feeds(s, &id, &candidates, max_age, now);
         Ok((candidates, due))
     })
-    .await;
-    let (candidates, due) = match looked_up {
-        Ok(found) => found,
+    .await?;
+    let due = match due {
+        Ok(due) => due,
         Err(e) => {
             gathered.error = Some(PollFailure {
-                kind: e.kind(),
+                kind: crate::model::ErrorKind::Store,
                 message: format!("story comment feeds: {e}"),
                 at: now,
             });
-            return (Vec::new(), gathered);
+            return Ok((candidates, gathered));
         }
     };
     let mut trusted = vec![feed.source.url()];
@@ -118,7 +120,7 @@ pub async fn gather(
             Err(e) => gathered.error = Some(e),
         }
     }
-    (candidates, gathered)
+    Ok((candidates, gathered))
 }
 
 /// The stories of a document whose own comment feed is due, with the
@@ -126,14 +128,19 @@ pub async fn gather(
 /// then the rule decides.
 fn due_comment_feeds(
     store: &Store,
+    feed: &str,
     candidates: &[Candidate],
     max_age: Duration,
     now: Timestamp,
 ) -> Result<Vec<(ItemId, Url, Validators)>, StoreError> {
     let mut due = Vec::new();
     for c in candidates {
+        // A story retention removed stays removed: nothing to read for it.
+        if store.pruned(c) {
+            continue;
+        }
         let stored = store.story_for(c)?;
-        if !stories::comment_feed_due(c.entry.comments.count, stored.as_ref()) {
+        if !stories::comment_feed_due(feed, c.entry.comments.count, stored.as_ref()) {
             continue;
         }
         let id = stored.as_ref().map_or(c.fresh_id, |s| s.id);

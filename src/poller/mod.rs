@@ -38,8 +38,30 @@ pub struct Pipeline {
     pub in_flight: InFlight,
 }
 
-/// Polls in flight, each with the channel its report arrives on.
-pub type InFlight = Arc<std::sync::Mutex<HashMap<String, watch::Receiver<Option<PollReport>>>>>;
+/// Polls in flight, each with its feed's config and the channel its
+/// report arrives on.
+pub type InFlight =
+    Arc<std::sync::Mutex<HashMap<String, (FeedConfig, watch::Receiver<Option<PollReport>>)>>>;
+
+/// How a caller came to a poll.
+#[derive(Debug, PartialEq, Eq)]
+enum Joined {
+    Started,
+    SameConfig,
+    OtherConfig,
+}
+
+/// Takes a feed's poll out of the in-flight map when dropped.
+struct Leave<'a>(&'a InFlight, &'a str);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(self.1);
+    }
+}
 
 /// The settings a poll follows, from `[poll]` and `[output]`.
 #[derive(Debug, Clone, Copy)]
@@ -65,14 +87,21 @@ impl From<&crate::config::Config> for PollOptions {
 }
 
 impl Pipeline {
-    /// Polls one feed, or joins its poll in flight, and returns the report.
+    /// Polls one feed, or joins its poll in flight, and returns the
+    /// report. A poll in flight with another config of the feed (before a
+    /// reload) is waited for, then this one runs.
     pub async fn poll(&self, feed: &FeedConfig) -> PollReport {
-        let (mut report, _) = self.start(feed);
-        match report.wait_for(Option::is_some).await {
-            Ok(r) => r
-                .clone()
-                .unwrap_or_else(|| self.record_crash(feed, "no report".into())),
-            Err(_) => self.record_crash(feed, "the poll task ended without a report".into()),
+        loop {
+            let (mut report, joined) = self.join_or_start(feed);
+            let report = match report.wait_for(Option::is_some).await {
+                Ok(r) => r.clone(),
+                Err(_) => None,
+            };
+            if joined != Joined::OtherConfig {
+                return report.unwrap_or_else(|| {
+                    self.record_crash(feed, "the poll task ended without a report".into())
+                });
+            }
         }
     }
 
@@ -81,22 +110,31 @@ impl Pipeline {
     /// Two polls of one feed never overlap: each would fetch, and each
     /// would write back the feed state it read before the other's write.
     pub fn start(&self, feed: &FeedConfig) -> (watch::Receiver<Option<PollReport>>, bool) {
+        let (report, joined) = self.join_or_start(feed);
+        (report, joined == Joined::Started)
+    }
+
+    fn join_or_start(&self, feed: &FeedConfig) -> (watch::Receiver<Option<PollReport>>, Joined) {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(report) = in_flight.get(&feed.id) {
-            return (report.clone(), false);
+        if let Some((config, report)) = in_flight.get(&feed.id) {
+            let joined = match config == feed {
+                true => Joined::SameConfig,
+                false => Joined::OtherConfig,
+            };
+            return (report.clone(), joined);
         }
         let (tx, rx) = watch::channel(None);
-        in_flight.insert(feed.id.clone(), rx.clone());
+        in_flight.insert(feed.id.clone(), (feed.clone(), rx.clone()));
         let (me, feed) = (self.clone(), feed.clone());
         tokio::spawn(async move {
+            // The entry goes however the poll ends (a panic included), so
+            // a later poll of the feed never waits on a dead one.
+            let leaving = Leave(&me.in_flight, &feed.id);
             let report = me.poll_once(&feed).await;
-            me.in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&feed.id);
+            drop(leaving);
             let _ = tx.send(Some(report));
         });
-        (rx, true)
+        (rx, Joined::Started)
     }
 
     /// One poll inside the fetch limits. The poll runs as its own task, so

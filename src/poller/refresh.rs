@@ -132,7 +132,11 @@ async fn poll(
 
     // 3. Its comments: the site-wide feed and the stories' own feeds.
     // They never fail the poll; their failure is kept apart.
-    let site_validators = stored.comments_validators.clone();
+    let site_url = feed.comments_url.as_ref().map(|s| s.url().to_string());
+    let site_validators = match stored.comments_validators_url == site_url {
+        true => stored.comments_validators.clone(),
+        false => Default::default(),
+    };
     let (candidates, comments) = comment_feeds::gather(
         store,
         fetcher,
@@ -141,7 +145,7 @@ async fn poll(
         (candidates, &site_validators),
         now,
     )
-    .await;
+    .await?;
     if let Some(e) = &comments.error {
         tracing::warn!(feed = %feed.id, kind = e.kind.as_str(), error = %e.message, "comments poll failed");
     }
@@ -149,16 +153,42 @@ async fn poll(
     state.skipped_comment_feeds += comments.skipped;
     if let Some(v) = comments.site_validators {
         state.comments_validators = v;
+        state.comments_validators_url = site_url;
     }
 
-    // 4. One write: the stories, their comments and the feed's state.
+    // 4. One write: the stories, their comments and the feed's state. If
+    // the write fails with comments in it, the stories are written again
+    // without them: comments never cost a poll its stories.
+    let retry = (!comments.batches.is_empty()).then(|| candidates.clone());
     let document = PolledDocument {
         candidates,
         comments: comments.batches,
         state: state.clone(),
     };
     let id = feed.id.clone();
-    let report = on_store(store, move |s| s.record_poll(&id, document, now)).await?;
+    let report = match on_store(store, move |s| s.record_poll(&id, document, now)).await {
+        Ok(report) => report,
+        Err(e) => {
+            let Some(candidates) = retry else {
+                return Err(e);
+            };
+            tracing::warn!(feed = %feed.id, error = %e, "storing the comments failed; storing the stories without them");
+            state.comments_error = Some(PollFailure {
+                kind: e.kind(),
+                message: format!("storing comments: {e}"),
+                at: now,
+            });
+            state.comments_validators = stored.comments_validators.clone();
+            state.comments_validators_url = stored.comments_validators_url.clone();
+            let document = PolledDocument {
+                candidates,
+                comments: Vec::new(),
+                state: state.clone(),
+            };
+            let id = feed.id.clone();
+            on_store(store, move |s| s.record_poll(&id, document, now)).await?
+        }
+    };
     if let Some(c) = &report.comments {
         comment_feeds::log_stored(&feed.id, c);
     }

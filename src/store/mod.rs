@@ -70,6 +70,10 @@ pub trait Storage: Send + Sync {
     /// canonical link through another feed.
     fn story_for(&self, candidate: &Candidate) -> Result<Option<Item>, StoreError>;
 
+    /// Whether retention removed the story `candidate` would be (by id or
+    /// canonical link) and its tombstone still stands.
+    fn pruned(&self, candidate: &Candidate) -> bool;
+
     /// Stories newest first (by sort time), skipping those `keep` rejects,
     /// at most `limit`.
     fn latest(&self, limit: usize, keep: &dyn Fn(&Item) -> bool) -> Result<Vec<Item>, StoreError>;

@@ -212,6 +212,7 @@ impl SledStore {
         &self,
         item: &mut Item,
         batch: &mut sled::Batch,
+        stored: Timestamp,
     ) -> Result<bool, StoreError> {
         let Some(link) = &item.link else {
             return Ok(false);
@@ -247,7 +248,7 @@ impl SledStore {
             let entry = RecentComment {
                 comment: waiting.comment.clone(),
                 item: Some(item.id),
-                stored: Some(item.first_seen),
+                stored: Some(stored),
             };
             batch.insert(keys::stream(time, &waiting.hash), encode(&entry)?);
             self.stream_len.fetch_add(1, Ordering::Relaxed);

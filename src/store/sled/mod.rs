@@ -350,8 +350,9 @@ impl SledStore {
         } = poll;
         let state = &state;
         let news = !candidates.is_empty() || !comments.is_empty();
-        let renamed = self.feed_state(feed)?.title != state.title;
-        if !news && !renamed {
+        let before = self.feed_state(feed)?;
+        let renamed = before.title != state.title;
+        if !news && !renamed && before.validators == state.validators {
             // A 304 with nothing new: only the feed's state changes.
             self.put_feed_state(feed, state)?;
             return Ok(IngestReport::default());
@@ -416,7 +417,8 @@ impl SledStore {
                 None => {
                     fresh.first_seen = last_stamp.stamp();
                     // Comments that arrived before their story join it now.
-                    let joined = self.attach_orphans(&mut fresh, &mut batch)?;
+                    let stored = fresh.first_seen;
+                    let joined = self.attach_orphans(&mut fresh, &mut batch, stored)?;
                     edits.change(&self.tree, None, Some(Head::of(&fresh)))?;
                     report.new.push(fresh.id);
                     match encoded {
@@ -444,7 +446,8 @@ impl SledStore {
                         continue;
                     }
                     if item.link != old.link {
-                        self.attach_orphans(&mut item, &mut batch)?;
+                        let stored = last_stamp.stamp();
+                        self.attach_orphans(&mut item, &mut batch, stored)?;
                     }
                     edits.change(&self.tree, Some(Head::of(&old)), Some(Head::of(&item)))?;
                     report.updated.push(item.id);
@@ -893,6 +896,13 @@ impl super::Storage for SledStore {
 
     fn story_for(&self, candidate: &Candidate) -> Result<Option<Item>, StoreError> {
         self.story_for(candidate)
+    }
+
+    fn pruned(&self, candidate: &Candidate) -> bool {
+        let index = self.index();
+        let linked = (candidate.canonical_link.as_deref()).and_then(|l| index.linked(l));
+        index.pruned.contains(&candidate.fresh_id)
+            || linked.is_some_and(|id| index.pruned.contains(&id))
     }
 
     fn latest(&self, limit: usize, keep: &dyn Fn(&Item) -> bool) -> Result<Vec<Item>, StoreError> {
