@@ -96,10 +96,13 @@ impl SledStore {
         for ic in incoming {
             let hash = keys::comment_hash(feed, &ic.comment.id);
             let known = self.tree.get(keys::comment(&hash))?;
-            let (joined, time) = match &known {
-                Some(v) => decode_comment_ref(v),
-                None => (None, None),
+            let (joined, time, first_stored) = match &known {
+                Some(v) => decode_record(v),
+                None => (None, None, None),
             };
+            // A comment keeps the time it was first stored: digest windows
+            // count it once.
+            let stored_here = first_stored.unwrap_or(stored);
             if let Some(item) = joined {
                 joined_here.insert(ic.comment.id.clone(), item);
                 continue;
@@ -152,11 +155,14 @@ impl SledStore {
                 },
             }
             let item = joined_here.get(&ic.comment.id).copied();
-            batch.insert(keys::comment(&hash), comment_ref(item, time));
+            if known.is_some() && item.is_none() {
+                continue; // still without its story: nothing new to write
+            }
+            batch.insert(keys::comment(&hash), comment_ref(item, time, stored_here));
             let entry = RecentComment {
                 comment: ic.comment,
                 item,
-                stored: Some(stored),
+                stored: Some(stored_here),
             };
             batch.insert(keys::stream(time, &hash), encode(&entry)?);
             streamed += 1;
@@ -243,7 +249,7 @@ impl SledStore {
             let time = time.unwrap_or_else(|| waiting.comment.published.unwrap_or(item.first_seen));
             batch.insert(
                 keys::comment(&waiting.hash),
-                comment_ref(Some(item.id), time),
+                comment_ref(Some(item.id), time, stored),
             );
             let entry = RecentComment {
                 comment: waiting.comment.clone(),
@@ -325,20 +331,36 @@ struct Waiting {
 
 /// `k:` values: the story's id when joined (16 bytes, else none), then the
 /// stream time (8 bytes).
-fn comment_ref(item: Option<ItemId>, time: Timestamp) -> Vec<u8> {
-    let mut v = Vec::with_capacity(24);
+fn comment_ref(item: Option<ItemId>, time: Timestamp, stored: Timestamp) -> Vec<u8> {
+    let mut v = Vec::with_capacity(32);
     if let Some(id) = item {
         v.extend_from_slice(&id.0);
     }
     v.extend_from_slice(&keys::time(time));
+    v.extend_from_slice(&keys::time(stored));
     v
 }
 
 pub(super) fn decode_comment_ref(v: &[u8]) -> (Option<ItemId>, Option<Timestamp>) {
-    let (item, time) = match v.len() {
-        24 => (v[..16].try_into().ok().map(ItemId), &v[16..]),
-        8 => (None, v),
-        _ => return (None, None),
+    let (item, time, _) = decode_record(v);
+    (item, time)
+}
+
+/// A `k:` value: the story (once joined), the stream time and, since it
+/// is kept, when the comment was stored. Older records hold 8 (unjoined)
+/// or 24 (joined) bytes, without the storage time.
+pub(super) fn decode_record(v: &[u8]) -> (Option<ItemId>, Option<Timestamp>, Option<Timestamp>) {
+    let id = |b: &[u8]| b.try_into().ok().map(ItemId);
+    let (item, time, stored) = match v.len() {
+        8 => (None, v, None),
+        16 => (None, &v[..8], Some(&v[8..])),
+        24 => (id(&v[..16]), &v[16..], None),
+        32 => (id(&v[..16]), &v[16..24], Some(&v[24..])),
+        _ => return (None, None, None),
     };
-    (item, keys::decode_time(time))
+    (
+        item,
+        keys::decode_time(time),
+        stored.and_then(keys::decode_time),
+    )
 }

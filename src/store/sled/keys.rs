@@ -9,7 +9,7 @@
 //! | `s:`   | `s:` feed                            | feed state (JSON)|
 //! | `x:`   | `x:` id(16)                          | tombstone: when retention removed the story (8), its link hash (8) |
 //! | `v:`   | `v:` comment feed URL                | validators (JSON)|
-//! | `k:`   | `k:` comment(16)                     | story id(16) or nothing, then time(8) |
+//! | `k:`   | `k:` comment(16)                     | story id(16) or nothing, stream time(8), stored(8) |
 //! | `c:`   | `c:` time(8) comment(16)             | recent-comments stream entry (JSON) |
 //! | `o:`   | `o:` story link `\0` comment(16)     | a comment waiting for its story (JSON) |
 //!

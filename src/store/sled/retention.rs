@@ -107,23 +107,35 @@ impl SledStore {
                 gone.push(key);
             }
         }
+        let mut removed = 0;
         for chunk in gone.chunks(BATCH) {
             let _writer = self.write_lock();
             let mut batch = sled::Batch::default();
             for key in chunk {
+                // A comment record may have been joined since it was read.
+                if key.starts_with(keys::COMMENT)
+                    && !self
+                        .tree
+                        .get(key)?
+                        .is_some_and(|v| self.comment_is_stale(&v, cutoff))
+                {
+                    continue;
+                }
                 batch.remove(key.clone());
+                removed += 1;
             }
             self.tree.apply_batch(batch)?;
         }
-        Ok(gone.len())
+        Ok(removed)
     }
 
     /// Whether a `k:` record belongs to no stored story: joined to one
-    /// that is gone, or never joined and older than `cutoff`.
+    /// that is gone, or never joined and stored before `cutoff` (by its
+    /// stream time, for records written before the storage time was kept).
     pub(super) fn comment_is_stale(&self, value: &[u8], cutoff: Timestamp) -> bool {
-        match super::comment_records::decode_comment_ref(value) {
-            (Some(id), _) => !self.index().stored.contains_key(&id),
-            (None, time) => time.is_some_and(|t| t < cutoff),
+        match super::comment_records::decode_record(value) {
+            (Some(id), _, _) => !self.index().stored.contains_key(&id),
+            (None, time, stored) => stored.or(time).is_some_and(|t| t < cutoff),
         }
     }
 
