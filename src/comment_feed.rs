@@ -59,6 +59,7 @@ pub fn from_site_feed(
         .collect();
     oldest_first(&mut out);
     resolve_chains(&mut out);
+    keep_newest(&mut out);
     out
 }
 
@@ -77,7 +78,20 @@ pub fn from_item_feed(
         })
         .collect();
     oldest_first(&mut out);
+    keep_newest(&mut out);
     out
+}
+
+/// Comments taken from one comments document, at most: the newest. A
+/// comments feed lists tens (WordPress: 10 by default); a document with
+/// more is an archive or an attack, and a poll holds every comment it read
+/// until its one write.
+pub const MAX_COMMENTS_PER_DOCUMENT: usize = 500;
+
+/// The newest [`MAX_COMMENTS_PER_DOCUMENT`] of comments in oldest-first order.
+fn keep_newest(comments: &mut Vec<IncomingComment>) {
+    let extra = comments.len().saturating_sub(MAX_COMMENTS_PER_DOCUMENT);
+    comments.drain(..extra);
 }
 
 fn oldest_first(comments: &mut [IncomingComment]) {
@@ -195,6 +209,34 @@ pub fn same_site(candidate: &Url, trusted: &[Url]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_comments_document_gives_its_newest_comments_only() {
+        use chrono::TimeZone;
+        let entries = (0..MAX_COMMENTS_PER_DOCUMENT + 50)
+            .map(|n| ParsedEntry {
+                guid: Some(format!("c{n}")),
+                title: format!("Comment {n}"),
+                published: Some(
+                    chrono::Utc
+                        .timestamp_opt(1_700_000_000 + n as i64, 0)
+                        .unwrap(),
+                ),
+                ..Default::default()
+            })
+            .collect();
+        let parsed = ParsedFeed {
+            entries,
+            ..Default::default()
+        };
+        let out = from_item_feed(ItemId([1; 16]), parsed, 200);
+        assert_eq!(out.len(), MAX_COMMENTS_PER_DOCUMENT);
+        assert_eq!(out[0].comment.id, "c50", "the oldest fifty are left out");
+        assert_eq!(
+            out.last().unwrap().comment.id,
+            format!("c{}", MAX_COMMENTS_PER_DOCUMENT + 49)
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -27,7 +27,13 @@ pub fn to_utf8<'a>(body: &'a [u8], content_type: Option<&str>) -> Cow<'a, [u8]> 
     };
     let body = &body[skip..];
     if encoding == UTF_8 {
-        return Cow::Borrowed(body);
+        // Said to be UTF-8 (or nothing said) while the declaration names
+        // another encoding: the declaration must not be believed later.
+        let other = declared_label(body).is_some_and(|l| Encoding::for_label(l) != Some(UTF_8));
+        return match other {
+            true => Cow::Owned(redeclare(&String::from_utf8_lossy(body)).into_bytes()),
+            false => Cow::Borrowed(body),
+        };
     }
     let (text, _) = encoding.decode_without_bom_handling(body);
     Cow::Owned(redeclare(&text).into_bytes())
@@ -49,11 +55,22 @@ fn charset(content_type: Option<&str>) -> Option<&'static Encoding> {
         let (k, v) = p.split_once('=')?;
         k.trim().eq_ignore_ascii_case("charset").then_some(v)
     })?;
-    Encoding::for_label(value.trim().trim_matches(['"', '\'']).as_bytes())
+    let encoding = Encoding::for_label(value.trim().trim_matches(['"', '\'']).as_bytes())?;
+    // UTF-16 without a BOM is recognised by its bytes (see `sniff_utf16`);
+    // a header that claims it for bytes that are not is wrong.
+    (encoding != UTF_16BE && encoding != UTF_16LE).then_some(encoding)
 }
 
-/// The `encoding` of an ASCII-compatible XML declaration.
+/// The `encoding` of an ASCII-compatible XML declaration, when it names
+/// one the bytes can be in.
 fn declared(body: &[u8]) -> Option<&'static Encoding> {
+    // A document that calls itself UTF-16 but has no BOM and does not look
+    // like UTF-16 was written as bytes by a tool that copied the label.
+    Encoding::for_label(declared_label(body)?).filter(|e| *e != UTF_16BE && *e != UTF_16LE)
+}
+
+/// The `encoding` label of an ASCII-compatible XML declaration, as written.
+fn declared_label(body: &[u8]) -> Option<&[u8]> {
     let head = &body[..body.len().min(DECLARATION_MAX)];
     let head = head.strip_prefix(b"<?xml")?;
     let end = head.windows(2).position(|w| w == b"?>")?;
@@ -69,10 +86,7 @@ fn declared(body: &[u8]) -> Option<&'static Encoding> {
         return None;
     }
     let name = &rest[1..];
-    let name = &name[..name.iter().position(|&c| c == quote)?];
-    // A document that calls itself UTF-16 but has no BOM and does not look
-    // like UTF-16 was written as bytes by a tool that copied the label.
-    Encoding::for_label(name).filter(|e| *e != UTF_16BE && *e != UTF_16LE)
+    Some(&name[..name.iter().position(|&c| c == quote)?])
 }
 
 /// The decoded text, its declaration (if any) now naming UTF-8.
@@ -130,5 +144,19 @@ mod tests {
         assert!(matches!(to_utf8(plain.as_bytes(), None), Cow::Borrowed(_)));
         let bom = [&b"\xef\xbb\xbf"[..], plain.as_bytes()].concat();
         assert_eq!(utf8(&bom, None), plain);
+        // UTF-8 by the header, another encoding by the declaration: the
+        // declaration is rewritten, so no later pass believes it.
+        let mislabelled = DOC.replace("ENC", "ISO-8859-1");
+        let text = utf8(mislabelled.as_bytes(), Some("text/xml; charset=utf-8"));
+        assert!(
+            text.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"),
+            "{text}"
+        );
+        assert!(text.contains("Café ✓"));
+        // A header claiming UTF-16 for bytes that are not is not believed.
+        assert_eq!(
+            utf8(plain.as_bytes(), Some("text/xml; charset=utf-16")),
+            plain
+        );
     }
 }
