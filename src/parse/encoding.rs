@@ -15,6 +15,9 @@ const DECLARATION_MAX: usize = 512;
 /// `body` as UTF-8. A document that is UTF-8 already is returned as it is
 /// (without its BOM); bytes invalid in the encoding become U+FFFD.
 pub fn to_utf8<'a>(body: &'a [u8], content_type: Option<&str>) -> Cow<'a, [u8]> {
+    if let Some(text) = utf32(body) {
+        return Cow::Owned(redeclare(&text).into_bytes());
+    }
     let (encoding, skip) = match Encoding::for_bom(body) {
         Some((enc, bom)) => (enc, bom),
         None => (
@@ -37,6 +40,29 @@ pub fn to_utf8<'a>(body: &'a [u8], content_type: Option<&str>) -> Cow<'a, [u8]> 
     }
     let (text, _) = encoding.decode_without_bom_handling(body);
     Cow::Owned(redeclare(&text).into_bytes())
+}
+
+/// UTF-32 (UCS-4), which `encoding_rs` does not read: by its BOM, or by
+/// how `<` looks in its first four bytes. Code points that are not
+/// characters become U+FFFD.
+fn utf32(body: &[u8]) -> Option<String> {
+    let (big, skip) = match body {
+        [0, 0, 0xfe, 0xff, ..] => (true, 4),
+        [0xff, 0xfe, 0, 0, ..] => (false, 4),
+        [0, 0, 0, b'<', ..] => (true, 0),
+        [b'<', 0, 0, 0, ..] => (false, 0),
+        _ => return None,
+    };
+    let chars = body[skip..].chunks_exact(4).map(|c| {
+        let b = [c[0], c[1], c[2], c[3]];
+        let n = if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        };
+        char::from_u32(n).unwrap_or(char::REPLACEMENT_CHARACTER)
+    });
+    Some(chars.collect())
 }
 
 /// UTF-16 without a BOM, from how `<?` or `<` looks in its first bytes.
@@ -144,6 +170,24 @@ mod tests {
         assert!(matches!(to_utf8(plain.as_bytes(), None), Cow::Borrowed(_)));
         let bom = [&b"\xef\xbb\xbf"[..], plain.as_bytes()].concat();
         assert_eq!(utf8(&bom, None), plain);
+        // UTF-32, by BOM or by its first bytes, either way round.
+        let utf32 = DOC.replace("ENC", "utf-32");
+        let be: Vec<u8> = utf32
+            .chars()
+            .flat_map(|c| (c as u32).to_be_bytes())
+            .collect();
+        let le: Vec<u8> = utf32
+            .chars()
+            .flat_map(|c| (c as u32).to_le_bytes())
+            .collect();
+        for bytes in [
+            [&[0, 0, 0xfe, 0xff][..], &be].concat(),
+            [&[0xff, 0xfe, 0, 0][..], &le].concat(),
+            be,
+            le,
+        ] {
+            assert!(utf8(&bytes, None).contains("<title>Café ✓</title>"));
+        }
         // UTF-8 by the header, another encoding by the declaration: the
         // declaration is rewritten, so no later pass believes it.
         let mislabelled = DOC.replace("ENC", "ISO-8859-1");

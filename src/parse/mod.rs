@@ -3,6 +3,7 @@
 
 mod encoding;
 mod extensions;
+mod lenient;
 
 pub use extensions::{EntryExtensions, InReplyTo};
 
@@ -57,9 +58,14 @@ fn parse_document(
     base: &Url,
     content_type: Option<&str>,
 ) -> Result<(ParsedFeed, Vec<Vec<InReplyTo>>), ParseError> {
-    let body = &*encoding::to_utf8(body, content_type);
+    let decoded = encoding::to_utf8(body, content_type);
+    let body = lenient::rss_version_bytes(&decoded);
+    let body: &[u8] = &body;
     if looks_like_html(body) {
         return Err(ParseError::NotAFeed);
+    }
+    if lenient::is_empty_rss_bytes(body) {
+        return Ok((ParsedFeed::default(), Vec::new()));
     }
     let parser = feed_rs::parser::Builder::new()
         .base_uri(Some(base.as_str()))

@@ -5,6 +5,7 @@ mod browser;
 mod cli;
 mod comments;
 mod digest;
+mod feedparser_suite;
 mod hostile;
 mod layout;
 mod lifecycle;
