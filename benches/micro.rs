@@ -30,6 +30,9 @@ fn parse(c: &mut Criterion) {
             })
         },
     );
+    group.bench_function(format!("parse {} KB", site.feed.len() / 1024), |b| {
+        b.iter(|| paddock::parse::parse_feed(black_box(&site.feed), &base, None).unwrap())
+    });
     group.finish();
 }
 

@@ -65,8 +65,10 @@ pub fn canonical_link(link: &str) -> Option<String> {
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return None;
     }
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
+    if !url.username().is_empty() || url.password().is_some() {
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+    }
     if url.fragment().is_some_and(is_navigation) {
         url.set_fragment(None);
     }

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 /// How far into a document its root element's start tag may end.
-const HEAD: usize = 64 * 1024;
+const HEAD: usize = 8 * 1024;
 
 /// The document's head as text, up to [`HEAD`] bytes (cut at a character).
 fn head(doc: &[u8]) -> &str {
