@@ -108,9 +108,165 @@ pub fn rss_version(text: &str) -> Cow<'_, str> {
     Cow::Owned(format!("{head}2.0{tail}"))
 }
 
+/// Whether the document's root element is Atom's `<feed>`.
+fn is_atom(text: &str) -> bool {
+    root_tag(text).is_some_and(|(name, _)| {
+        let n = &text[name..];
+        n.starts_with("feed") && n[4..].starts_with(|c: char| c.is_whitespace() || c == '>')
+    })
+}
+
+/// The Atom text constructs, whose `type` feed-rs reads only as `text`,
+/// `html`, `text/html` or `xhtml`.
+const TEXT_CONSTRUCTS: &[&str] = &[
+    "title",
+    "subtitle",
+    "summary",
+    "rights",
+    "tagline",
+    "copyright",
+];
+
+/// Atom text constructs with a media type for `type` (Atom 0.3 wrote
+/// them so): `application/xhtml+xml` is read as `xhtml`, `text/plain` as
+/// `text`, and any other type's content as base64 (feedparser's reading),
+/// decoded and kept as `html`; content that does not decode is kept as
+/// `text`. feed-rs refuses the whole document otherwise.
+pub fn atom_text_types(doc: &[u8]) -> Cow<'_, [u8]> {
+    let text = head(doc);
+    if !is_atom(text) {
+        return Cow::Borrowed(doc);
+    }
+    let Ok(text) = std::str::from_utf8(doc) else {
+        return Cow::Borrowed(doc);
+    };
+    let mut out = String::new();
+    let mut done = 0;
+    let mut at = 0;
+    while let Some(lt) = text[at..].find('<') {
+        let start = at + lt;
+        at = start + 1;
+        let Some(name) = TEXT_CONSTRUCTS.iter().find(|n| {
+            text[at..].starts_with(**n)
+                && text[at + n.len()..].starts_with(|c: char| c.is_whitespace() || c == '>')
+        }) else {
+            continue;
+        };
+        let Some(gt) = text[start..].find('>').map(|g| start + g) else {
+            break;
+        };
+        let tag = &text[start..gt];
+        let Some((value, range)) = attribute(tag, "type") else {
+            continue;
+        };
+        let fixed = match value {
+            "text" | "html" | "text/html" | "xhtml" => continue,
+            "application/xhtml+xml" => "xhtml",
+            "text/plain" => "text",
+            _ => "",
+        };
+        let (a, b) = (start + range.start, start + range.end);
+        out.push_str(&text[done..a]);
+        if !fixed.is_empty() {
+            out.push_str(fixed);
+            done = b;
+            continue;
+        }
+        // A base64 body up to the element's end tag.
+        let close = format!("</{name}>");
+        let Some(end) = text[gt..].find(&close).map(|e| gt + e) else {
+            out.push_str("text");
+            done = b;
+            continue;
+        };
+        let body: String = text[gt + 1..end].split_whitespace().collect();
+        use base64::Engine as _;
+        match base64::engine::general_purpose::STANDARD
+            .decode(body.as_bytes())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+        {
+            Some(decoded) => {
+                out.push_str("html");
+                out.push_str(&text[b..=gt]);
+                out.push_str(&html_escape::encode_text(&decoded));
+                done = end;
+                at = end;
+            }
+            None => {
+                out.push_str("text");
+                done = b;
+            }
+        }
+    }
+    if done == 0 {
+        return Cow::Borrowed(doc);
+    }
+    out.push_str(&text[done..]);
+    Cow::Owned(out.into_bytes())
+}
+
+/// An attribute's value in a start tag, and the value's byte range there.
+fn attribute<'t>(tag: &'t str, name: &str) -> Option<(&'t str, std::ops::Range<usize>)> {
+    let mut from = 0;
+    while let Some(i) = tag[from..].find(name) {
+        let at = from + i;
+        from = at + name.len();
+        let before = tag[..at].chars().next_back();
+        if !before.is_some_and(char::is_whitespace) {
+            continue;
+        }
+        let rest = tag[from..].trim_start();
+        let Some(rest) = rest.strip_prefix('=') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+        let value_start = tag.len() - rest.len() + 1;
+        let len = rest[1..].find(quote)?;
+        return Some((
+            &tag[value_start..value_start + len],
+            value_start..value_start + len,
+        ));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn atom_text_constructs_with_media_types_are_read() {
+        let doc = "<feed xmlns=\"http://www.w3.org/2005/Atom\"><title type=\"application/xhtml+xml\" mode=\"xml\"><div>x</div></title>\
+<entry><summary type=\"application/octet-stream\">\n RXhhbXBsZSA8Yj5BdG9tPC9iPg==\n</summary>\
+<rights type=\"text/plain\">r</rights><title type=\"html\">&lt;b&gt;</title></entry></feed>";
+        let fixed = String::from_utf8(atom_text_types(doc.as_bytes()).into_owned()).unwrap();
+        assert!(
+            fixed.contains("<title type=\"xhtml\" mode=\"xml\"><div>x</div></title>"),
+            "{fixed}"
+        );
+        assert!(
+            fixed.contains("<summary type=\"html\">Example &lt;b&gt;Atom&lt;/b&gt;</summary>"),
+            "{fixed}"
+        );
+        assert!(
+            fixed.contains("<rights type=\"text\">r</rights>"),
+            "{fixed}"
+        );
+        assert!(
+            fixed.contains("<title type=\"html\">&lt;b&gt;</title>"),
+            "{fixed}"
+        );
+        let plain =
+            "<feed xmlns=\"http://www.w3.org/2005/Atom\"><title type=\"text\">t</title></feed>";
+        assert!(matches!(
+            atom_text_types(plain.as_bytes()),
+            Cow::Borrowed(_)
+        ));
+        let rss = "<rss version=\"2.0\"><channel><title type=\"x/y\">t</title></channel></rss>";
+        assert!(matches!(atom_text_types(rss.as_bytes()), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn versionless_rss_becomes_rss_2_and_nothing_else_changes() {

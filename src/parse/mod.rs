@@ -59,7 +59,8 @@ fn parse_document(
     content_type: Option<&str>,
 ) -> Result<(ParsedFeed, Vec<Vec<InReplyTo>>), ParseError> {
     let decoded = encoding::to_utf8(body, content_type);
-    let body = lenient::rss_version_bytes(&decoded);
+    let versioned = lenient::rss_version_bytes(&decoded);
+    let body = lenient::atom_text_types(&versioned);
     let body: &[u8] = &body;
     if looks_like_html(body) {
         return Err(ParseError::NotAFeed);
@@ -306,6 +307,14 @@ mod tests {
             assert_eq!(feed.entries[0].title, "Café");
             assert_eq!(feed.entries[0].comments.count, Some(5));
         }
+    }
+
+    #[test]
+    fn undeclared_html_entities_are_read_as_html_reads_them() {
+        let rss = b"<rss version=\"2.0\"><channel><title>T</title>\
+<item><title>Caf&eacute;&nbsp;x &amp; y</title><link>https://cars.example/a</link></item></channel></rss>";
+        let feed = parse_feed(rss, &base(), None).unwrap();
+        assert_eq!(feed.entries[0].title, "Café x & y");
     }
 
     #[test]
