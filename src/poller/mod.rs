@@ -98,9 +98,13 @@ impl Pipeline {
                 Err(_) => None,
             };
             if joined != Joined::OtherConfig {
-                return report.unwrap_or_else(|| {
-                    self.record_crash(feed, "the poll task ended without a report".into())
-                });
+                return match report {
+                    Some(report) => report,
+                    None => {
+                        let why = "the poll task ended without a report".to_string();
+                        self.record_crash(feed, why).await
+                    }
+                };
             }
         }
     }
@@ -147,7 +151,7 @@ impl Pipeline {
             tokio::spawn(async move { refresh_feed(&store, &fetcher, &cfg, &options).await });
         let report = match task.await {
             Ok(report) => report,
-            Err(e) => self.record_crash(feed, e.to_string()),
+            Err(e) => self.record_crash(feed, e.to_string()).await,
         };
         self.metrics.record_poll(&report);
         report
@@ -176,22 +180,28 @@ impl Pipeline {
         reports.into_iter().flatten().collect()
     }
 
-    fn record_crash(&self, feed: &FeedConfig, why: String) -> PollReport {
+    /// Records a poll that ended in a panic as a failure of its feed, on
+    /// the blocking pool like every store call.
+    async fn record_crash(&self, feed: &FeedConfig, why: String) -> PollReport {
         let now = chrono::Utc::now();
-        let mut state = self.store.feed_state(&feed.id).unwrap_or_default();
-        state.consecutive_failures += 1;
         let failure = PollFailure {
             kind: ErrorKind::Internal,
             message: format!("the poll stopped unexpectedly: {why}"),
             at: now,
         };
-        state.last_error = Some(failure.clone());
-        let next =
-            self.options
-                .politeness
-                .next_poll(now, feed.interval, state.consecutive_failures, None);
-        state.next_poll = Some(next);
-        let _ = self.store.put_feed_state(&feed.id, &state);
+        let (id, interval, politeness) = (feed.id.clone(), feed.interval, self.options.politeness);
+        let recorded = failure.clone();
+        let next = on_store(&self.store, move |s| {
+            let mut state = s.feed_state(&id).unwrap_or_default();
+            state.consecutive_failures += 1;
+            state.last_error = Some(recorded);
+            let next = politeness.next_poll(now, interval, state.consecutive_failures, None);
+            state.next_poll = Some(next);
+            let _ = s.put_feed_state(&id, &state);
+            Ok(next)
+        })
+        .await
+        .unwrap_or_else(|_| politeness.next_poll(now, interval, 1, None));
         tracing::error!(feed = %feed.id, %why, "poll crashed");
         PollReport {
             feed: feed.id.clone(),
