@@ -28,7 +28,7 @@ pub fn pipeline(config: &Config) -> anyhow::Result<Pipeline> {
         std::fs::create_dir_all(parent).ok();
     }
     let store = crate::store::open(&config.storage.path, config.storage.cache_bytes)?;
-    rebuild(config, store, Arc::default(), Arc::default())
+    rebuild(config, store, Arc::default(), InFlight::default())
 }
 
 /// A pipeline on an open store, with settings from `config`.

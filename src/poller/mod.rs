@@ -39,9 +39,16 @@ pub struct Pipeline {
 }
 
 /// Polls in flight, each with its feed's config and the channel its
-/// report arrives on.
-pub type InFlight =
-    Arc<std::sync::Mutex<HashMap<String, (FeedConfig, watch::Receiver<Option<PollReport>>)>>>;
+/// report arrives on, and the tasks that run them (so shutdown waits for
+/// a poll a refresh started as for a scheduled one).
+#[derive(Clone, Default)]
+pub struct InFlight {
+    polls: Arc<std::sync::Mutex<HashMap<String, Running>>>,
+    tasks: TaskTracker,
+}
+
+/// A poll in flight: the config it polls with, and where its report comes.
+type Running = (FeedConfig, watch::Receiver<Option<PollReport>>);
 
 /// How a caller came to a poll.
 #[derive(Debug, PartialEq, Eq)]
@@ -57,6 +64,7 @@ struct Leave<'a>(&'a InFlight, &'a str);
 impl Drop for Leave<'_> {
     fn drop(&mut self) {
         self.0
+            .polls
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(self.1);
@@ -119,7 +127,7 @@ impl Pipeline {
     }
 
     fn join_or_start(&self, feed: &FeedConfig) -> (watch::Receiver<Option<PollReport>>, Joined) {
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let mut in_flight = (self.in_flight.polls.lock()).unwrap_or_else(|p| p.into_inner());
         if let Some((config, report)) = in_flight.get(&feed.id) {
             let joined = match config == feed {
                 true => Joined::SameConfig,
@@ -130,7 +138,7 @@ impl Pipeline {
         let (tx, rx) = watch::channel(None);
         in_flight.insert(feed.id.clone(), (feed.clone(), rx.clone()));
         let (me, feed) = (self.clone(), feed.clone());
-        tokio::spawn(async move {
+        self.in_flight.tasks.spawn(async move {
             // The entry goes however the poll ends (a panic included), so
             // a later poll of the feed never waits on a dead one.
             let leaving = Leave(&me.in_flight, &feed.id);
@@ -277,9 +285,13 @@ impl Poller {
     pub async fn stop(self, grace: Duration) -> bool {
         self.shutdown.cancel();
         self.tracker.close();
-        tokio::time::timeout(grace, self.tracker.wait())
-            .await
-            .is_ok()
+        let polls = &self.pipeline.in_flight.tasks;
+        polls.close();
+        let both = async {
+            self.tracker.wait().await;
+            polls.wait().await;
+        };
+        tokio::time::timeout(grace, both).await.is_ok()
     }
 }
 
