@@ -123,7 +123,7 @@ const SELF_CLOSING: &[&str] = &["p", "li", "dt", "dd", "option", "tr", "td", "th
 /// closes nothing else (HTML ignores it); an end tag closes the nearest
 /// open element of its name and those inside it, and is ignored when none
 /// is open, as parsers do. One pass over the text.
-pub fn nesting_depth(html: &str) -> usize {
+fn nesting_depth(html: &str) -> usize {
     let b = html.as_bytes();
     let mut open: Vec<&[u8]> = Vec::new();
     let (mut deepest, mut i) = (0usize, 0usize);

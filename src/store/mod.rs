@@ -12,7 +12,7 @@
 
 mod sled;
 
-pub use self::sled::{STREAM_MAX, STREAM_SLACK, TOMBSTONE_KEEP};
+pub use self::sled::{STREAM_MAX, TOMBSTONE_KEEP};
 
 use std::path::Path;
 use std::sync::Arc;

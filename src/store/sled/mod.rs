@@ -12,7 +12,7 @@ mod migrate;
 mod pending;
 mod retention;
 
-pub use comment_records::{STREAM_MAX, STREAM_SLACK};
+pub use comment_records::STREAM_MAX;
 pub use retention::TOMBSTONE_KEEP;
 
 use super::{DEFAULT_MIN_FREE, Pruned, StoreError, Verified};

@@ -2,6 +2,7 @@
 //! encoded on disk and how the comment stream is kept short.
 
 use super::codec::LZ4;
+use super::comment_records::STREAM_SLACK;
 use super::*;
 use crate::model::{
     Candidate, Comment, CommentBatch, CommentSource, IncomingComment, ParsedEntry, PolledDocument,
