@@ -27,7 +27,7 @@ pub fn pipeline(config: &Config) -> anyhow::Result<Pipeline> {
     if let Some(parent) = config.storage.path.parent() {
         std::fs::create_dir_all(parent).ok();
     }
-    let store = crate::store::open(&config.storage.path, config.storage.cache_bytes)?;
+    let store = crate::store::open_configured(&config.storage)?;
     rebuild(config, store, Arc::default(), InFlight::default())
 }
 

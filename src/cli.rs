@@ -135,7 +135,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 fn check(path: &Path, store: bool) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     if store {
-        let verified = store::open(&config.storage.path, config.storage.cache_bytes)?.verify()?;
+        let verified = store::open_configured(&config.storage)?.verify()?;
         for p in &verified.problems {
             println!("store: {p}");
         }
@@ -171,7 +171,7 @@ fn check(path: &Path, store: bool) -> anyhow::Result<()> {
 fn digest(path: &Path, query: &DigestQuery) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     let store =
-        store::open(&config.storage.path, config.storage.cache_bytes).map_err(|e| match e {
+        store::open_configured(&config.storage).map_err(|e| match e {
             StoreError::Locked { .. } => anyhow::anyhow!(
                 "{e}; or read it from the daemon with --server {}",
                 config.server.base_url

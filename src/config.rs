@@ -71,6 +71,11 @@ pub struct StorageConfig {
     /// Free space the store's disk keeps: stories are not written when
     /// there is less.
     pub min_free_bytes: u64,
+    /// A PostgreSQL database to keep everything in instead of sled at
+    /// `path` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`).
+    pub url: Option<String>,
+    /// Most connections to that database at once.
+    pub pool_size: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +83,10 @@ pub struct PollConfig {
     pub interval: Duration,
     pub concurrency: usize,
     pub per_host: usize,
+    /// How long a poll's claim on its feed (and a fetch's on a host slot)
+    /// holds when instances share a database: a dead instance's feeds are
+    /// polled by another once it runs out.
+    pub lease: Duration,
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub max_body_bytes: u64,
@@ -288,11 +297,17 @@ fn validate(raw: raw::File, dir: &Path, file: &Path) -> Result<Config, Invalid> 
         max_items_per_feed: bounded(&storage.max_items_per_feed, 1000, 1, MAX_ITEMS_PER_FEED)?,
         cache_bytes: bounded(&storage.cache_bytes, 64 << 20, CACHE_BYTES.0, CACHE_BYTES.1)?,
         min_free_bytes: bounded(&storage.min_free_bytes, 64 << 20, 0, 1 << 50)?,
+        url: match &storage.url {
+            Some(u) => Some(database_url(u)?),
+            None => None,
+        },
+        pool_size: bounded(&storage.pool_size, 16, 1, 1000)?,
     };
     let poll_cfg = PollConfig {
         interval: duration(&poll.interval, "15m", MAX_POLL_WAIT)?,
         concurrency: bounded(&poll.concurrency, 16, 1, 10_000)?,
         per_host: bounded(&poll.per_host, 2, 1, 1000)?,
+        lease: duration(&poll.lease, "60s", MAX_FETCH_TIME)?,
         timeout: duration(&poll.timeout, "20s", MAX_FETCH_TIME)?,
         connect_timeout: duration(&poll.connect_timeout, "10s", MAX_FETCH_TIME)?,
         max_body_bytes: bounded(&poll.max_body_bytes, 15 << 20, BODY_BYTES.0, BODY_BYTES.1)?,
@@ -303,6 +318,18 @@ fn validate(raw: raw::File, dir: &Path, file: &Path) -> Result<Config, Invalid> 
         min_interval: duration(&poll.min_interval, "1m", MAX_POLL_WAIT)?,
         max_interval: duration(&poll.max_interval, "24h", MAX_POLL_WAIT)?,
     };
+    if let Some(lease) = &poll.lease
+        && poll_cfg.lease <= poll_cfg.timeout
+    {
+        return Err((
+            lease.span(),
+            format!(
+                "`lease` ({}) must be longer than `timeout` ({}): a poll must end before its claim does",
+                humantime::format_duration(poll_cfg.lease),
+                humantime::format_duration(poll_cfg.timeout)
+            ),
+        ));
+    }
     let output_cfg = OutputConfig {
         items: bounded(&output.items, 50, 1, MAX_LIMIT)?,
         recent_comments: bounded(&output.recent_comments, 5, 0, 100)?,
@@ -374,6 +401,22 @@ fn validate(raw: raw::File, dir: &Path, file: &Path) -> Result<Config, Invalid> 
         output: output_cfg,
         feeds,
     })
+}
+
+/// A `[storage].url`: a PostgreSQL URL the driver can read. The message
+/// never repeats the URL (it may hold a password).
+fn database_url(u: &Spanned<String>) -> Result<String, Invalid> {
+    let text = u.get_ref();
+    if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+        return Err((
+            u.span(),
+            "`url` must be a PostgreSQL URL like \"postgres://paddock@db.example:5432/paddock\"".into(),
+        ));
+    }
+    match text.parse::<tokio_postgres::Config>() {
+        Ok(_) => Ok(text.clone()),
+        Err(e) => Err((u.span(), format!("`url` is not a PostgreSQL URL the driver reads: {e}"))),
+    }
 }
 
 fn is_slug(s: &str) -> bool {
@@ -506,6 +549,8 @@ mod raw {
         pub max_items_per_feed: Option<Spanned<usize>>,
         pub cache_bytes: Option<Spanned<u64>>,
         pub min_free_bytes: Option<Spanned<u64>>,
+        pub url: Option<Spanned<String>>,
+        pub pool_size: Option<Spanned<usize>>,
     }
 
     #[derive(Deserialize, Default)]
@@ -514,6 +559,7 @@ mod raw {
         pub interval: Option<Spanned<String>>,
         pub concurrency: Option<Spanned<usize>>,
         pub per_host: Option<Spanned<usize>>,
+        pub lease: Option<Spanned<String>>,
         pub timeout: Option<Spanned<String>>,
         pub connect_timeout: Option<Spanned<String>>,
         pub max_body_bytes: Option<Spanned<u64>>,

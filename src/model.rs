@@ -7,6 +7,17 @@ use serde::{Deserialize, Serialize};
 /// A point in time, always UTC.
 pub type Timestamp = DateTime<Utc>;
 
+/// Nanoseconds since the epoch, saturating on the side the time is on: a
+/// time before 1677 is `i64::MIN`, after 2262 `i64::MAX`, so order holds
+/// for every time a query or a config can name.
+pub fn nanos(t: Timestamp) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
 /// `t + d`, or the latest time chrono can hold when that overflows: time
 /// arithmetic on input (config durations, query parameters, server hints)
 /// saturates instead of panicking.

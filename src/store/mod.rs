@@ -10,8 +10,12 @@
 //! retention and a self-check. Its methods block; callers run them on the
 //! runtime's blocking threads.
 
+pub mod cursor;
+pub(crate) mod pending;
+mod postgres;
 mod sled;
 
+pub use self::postgres::{CALL_TIMEOUT, Claim, redact};
 pub use self::sled::{STREAM_MAX, TOMBSTONE_KEEP};
 
 use std::path::Path;
@@ -33,6 +37,33 @@ pub const DEFAULT_MIN_FREE: u64 = 64 << 20;
 /// cache.
 pub fn open(path: &Path, cache_bytes: u64) -> Result<Arc<Store>, StoreError> {
     Ok(Arc::new(self::sled::SledStore::open(path, cache_bytes)?))
+}
+
+/// Connects to the PostgreSQL database at `url` (a `postgres://` URL)
+/// with at most `pool_size` connections, creating or checking its schema.
+pub fn open_postgres(url: &str, pool_size: usize) -> Result<Arc<Store>, StoreError> {
+    Ok(Arc::new(self::postgres::PgStore::open(url, pool_size)?))
+}
+
+/// The store `[storage]` names: PostgreSQL when `url` is set, else sled
+/// at `path`.
+pub fn open_configured(storage: &crate::config::StorageConfig) -> Result<Arc<Store>, StoreError> {
+    match &storage.url {
+        Some(url) => open_postgres(url, storage.pool_size),
+        None => open(&storage.path, storage.cache_bytes),
+    }
+}
+
+/// Comment ids are URLs or guids of any length, unique only within a
+/// site: stores key comments by a fixed-size hash of the feed id and the
+/// comment id.
+pub(crate) fn comment_hash(feed: &str, id: &str) -> [u8; 16] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(feed.as_bytes());
+    h.update([0]);
+    h.update(id.as_bytes());
+    h.finalize()[..16].try_into().expect("16 bytes")
 }
 
 /// Everything Paddock needs from storage.
@@ -145,6 +176,35 @@ pub trait Storage: Send + Sync {
 
     /// The free space the store's disk must keep (`[storage].min_free_bytes`).
     fn set_min_free(&self, bytes: u64);
+
+    /// Claims `feed` for this process for `lease`, unless another
+    /// process's lease on it still runs: instances sharing a store poll
+    /// each feed one at a time. A store only one process can open (sled)
+    /// always answers [`Claim::Won`].
+    fn claim_feed(&self, _feed: &str, _lease: Duration) -> Result<Claim, StoreError> {
+        Ok(Claim::Won)
+    }
+
+    /// Lets go of a feed's lease early (the poll is written).
+    fn release_feed(&self, _feed: &str) {}
+
+    /// Claims one of `slots` fetch slots of `host` for `lease`, counted
+    /// across every process sharing the store; `None` when all are held.
+    fn claim_host(
+        &self,
+        _host: &str,
+        _slots: usize,
+        _lease: Duration,
+    ) -> Result<Option<u32>, StoreError> {
+        Ok(Some(0))
+    }
+
+    fn release_host(&self, _host: &str, _slot: u32) {}
+
+    /// The backend's name, for logs and status.
+    fn backend(&self) -> &'static str {
+        "sled"
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +233,8 @@ pub enum StoreError {
     Codec(#[from] serde_json::Error),
     #[error("{0}")]
     Corrupt(String),
+    #[error("the database failed: {0}")]
+    Database(String),
     #[error("not a page cursor: use the cursor of an \"older\" link as it is")]
     Cursor,
 }
@@ -198,3 +260,26 @@ pub struct Pruned {
     /// unjoined ones older than the cutoff.
     pub comments: usize,
 }
+
+/// For tests: a fresh, empty database on the PostgreSQL server that the
+/// `PADDOCK_TEST_POSTGRES` environment variable names (a URL of a role
+/// that may create databases), so that every test has its own. `None`,
+/// with a `SKIPPED:` line naming `test`, when it is unset; under `CI=true`
+/// its absence is a failure instead.
+#[doc(hidden)]
+pub fn scratch_database(test: &str) -> Option<String> {
+    let Ok(admin) = std::env::var("PADDOCK_TEST_POSTGRES") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: CI=true but PADDOCK_TEST_POSTGRES is unset; .ci/run starts a PostgreSQL server for these tests"
+        );
+        eprintln!(
+            "SKIPPED: {test}: no PostgreSQL (set PADDOCK_TEST_POSTGRES to a server's URL, see scripts/throwaway-postgres.sh)"
+        );
+        return None;
+    };
+    Some(postgres::create_scratch(&admin).expect("a scratch database on PADDOCK_TEST_POSTGRES"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use super::codec::encode;
 use super::index::link_hash;
-use super::pending::Pending;
+use crate::store::pending::Pending;
 use super::{SledStore, StoreError, keys};
 use crate::model::{
     Candidate, Comment, CommentBatch, CommentReport, CommentSource, CountSource, IncomingComment,
@@ -94,7 +94,7 @@ impl SledStore {
         let mut streamed = 0;
 
         for ic in incoming {
-            let hash = keys::comment_hash(feed, &ic.comment.id);
+            let hash = crate::store::comment_hash(feed, &ic.comment.id);
             let known = self.tree.get(keys::comment(&hash))?;
             let (joined, time, first_stored) = match &known {
                 Some(v) => decode_record(v),
@@ -282,7 +282,7 @@ impl SledStore {
                     Some(id) => Some(*id),
                     None => self
                         .tree
-                        .get(keys::comment(&keys::comment_hash(feed, parent)))?
+                        .get(keys::comment(&crate::store::comment_hash(feed, parent)))?
                         .and_then(|v| decode_comment_ref(&v).0),
                 },
             })

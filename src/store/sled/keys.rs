@@ -17,7 +17,7 @@
 //! nanosecond), so new stories append at the end of the tree. The story
 //! indexes (by id, by time, by feed, by first sight, by link) are kept in
 //! memory, rebuilt from `h:` and `x:` at open (see `index`).
-//! `comment(16)` is a hash of the feed and comment ids (see `comment_hash`).
+//! `comment(16)` is a hash of the feed and comment ids (see `store::comment_hash`).
 //! Schema 1 keyed stories by id and stored the indexes as keys of their
 //! own (`t:`, `f:`, `n:`, `l:`); opening such a store migrates it (see
 //! `migrate`).
@@ -48,14 +48,7 @@ pub fn decode_time(bytes: &[u8]) -> Option<Timestamp> {
     chrono::DateTime::from_timestamp_millis(unordered(bytes)?)
 }
 
-/// A signed number as bytes whose order is its order.
-pub fn ordered(n: i64) -> [u8; 8] {
-    ((n as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-pub fn unordered(bytes: &[u8]) -> Option<i64> {
-    Some((u64::from_be_bytes(bytes.try_into().ok()?) ^ (1 << 63)) as i64)
-}
+pub use crate::store::cursor::{ordered, unordered};
 
 /// Nanoseconds (first_seen is unique per story, to the nanosecond), sign
 /// bit flipped, big-endian.
@@ -63,16 +56,7 @@ pub fn time_ns(t: Timestamp) -> [u8; 8] {
     ordered(nanos(t))
 }
 
-/// Nanoseconds since the epoch, saturating on the side the time is on: a
-/// time before 1677 is `i64::MIN`, after 2262 `i64::MAX`, so order holds
-/// for every time a query or a config can name.
-pub fn nanos(t: Timestamp) -> i64 {
-    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
-        i64::MIN
-    } else {
-        i64::MAX
-    })
-}
+pub use crate::model::nanos;
 
 pub fn decode_time_ns(bytes: &[u8]) -> Option<Timestamp> {
     Some(chrono::DateTime::from_timestamp_nanos(unordered(bytes)?))
@@ -122,17 +106,6 @@ pub fn state(feed: &str) -> Vec<u8> {
 
 pub fn validators(url: &str) -> Vec<u8> {
     [VALIDATORS, url.as_bytes()].concat()
-}
-
-/// Comment ids are URLs or guids of any length, unique only within a site:
-/// keys hold a fixed-size hash of the feed id and the comment id.
-pub fn comment_hash(feed: &str, id: &str) -> [u8; 16] {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    h.update(feed.as_bytes());
-    h.update([0]);
-    h.update(id.as_bytes());
-    h.finalize()[..16].try_into().expect("16 bytes")
 }
 
 pub fn comment(hash: &[u8; 16]) -> Vec<u8> {

@@ -9,7 +9,6 @@ mod comment_records;
 mod index;
 mod keys;
 mod migrate;
-mod pending;
 mod retention;
 
 pub use comment_records::STREAM_MAX;
@@ -20,7 +19,7 @@ use super::{DEFAULT_MIN_FREE, Pruned, StoreError, Verified};
 use codec::{decode_item, encode_item, set_first_seen, story_key};
 use comment_records::Named;
 use index::{Edits, Head, Index, Position};
-use pending::Pending;
+use super::pending::Pending;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
@@ -468,7 +467,13 @@ impl SledStore {
             }
             report.comments = Some(total);
         }
-        stories.write(&mut batch, now)?;
+        for (item, value) in stories.finish(now) {
+            let value = match value {
+                Some(value) => value,
+                None => encode_item(&item)?,
+            };
+            batch.insert(story_key(&item), value);
+        }
         edits.write(&mut batch)?;
         batch.insert(keys::state(feed), state_value);
         let written = self.tree.apply_batch(batch);
@@ -580,14 +585,10 @@ impl SledStore {
     /// with the same time are never skipped or repeated across pages.
     pub fn page_at(
         &self,
-        cursor: Option<&[u8]>,
+        start: Option<Position>,
         limit: usize,
         keep: impl Fn(&Item) -> bool,
-    ) -> Result<(Vec<Item>, Option<Vec<u8>>), StoreError> {
-        let start = match cursor {
-            Some(c) => Some(decode_position(c).ok_or(StoreError::Cursor)?),
-            None => None,
-        };
+    ) -> Result<(Vec<Item>, Option<Position>), StoreError> {
         if limit == 0 {
             return Ok((Vec::new(), None));
         }
@@ -610,7 +611,7 @@ impl SledStore {
                 true
             },
         )?;
-        Ok((out, last.filter(|_| more).map(encode_position)))
+        Ok((out, last.filter(|_| more)))
     }
 
     /// One feed's stories (owned or also carried), newest first.
@@ -800,20 +801,6 @@ fn newest_first(set: &BTreeSet<Position>, after: Option<Position>) -> Vec<(Posit
     range.take(WALK_STEP).map(|&at| (at, at.1)).collect()
 }
 
-/// A page cursor: the sort time as an ordered key (as schema 1's `t:` keys
-/// held it, so cursors handed out before still work), then the id.
-fn encode_position((millis, id): Position) -> Vec<u8> {
-    [&keys::ordered(millis)[..], &id.0].concat()
-}
-
-fn decode_position(bytes: &[u8]) -> Option<Position> {
-    if bytes.len() != 24 {
-        return None;
-    }
-    let millis = keys::unordered(&bytes[..8])?;
-    Some((millis, ItemId(bytes[8..].try_into().ok()?)))
-}
-
 /// The writer lock, held: derefs to the last `first_seen` handed out,
 /// hands out stamps, and adds the time it was held to the store's write
 /// time. While it is held a write is in flight (see [`Stamps`]).
@@ -917,20 +904,15 @@ impl super::Storage for SledStore {
         self.count_in_feed(feed)
     }
 
-    /// Cursors are the position's 24 bytes (see [`encode_position`]) in
-    /// hex.
     fn page(
         &self,
         cursor: Option<&str>,
         limit: usize,
         keep: &dyn Fn(&Item) -> bool,
     ) -> Result<(Vec<Item>, Option<String>), StoreError> {
-        let cursor = match cursor {
-            Some(hex) => Some(from_hex(hex).ok_or(StoreError::Cursor)?),
-            None => None,
-        };
-        let (items, next) = self.page_at(cursor.as_deref(), limit, keep)?;
-        Ok((items, next.map(|c| to_hex(&c))))
+        let start = cursor.map(crate::store::cursor::decode).transpose()?;
+        let (items, next) = self.page_at(start, limit, keep)?;
+        Ok((items, next.map(crate::store::cursor::encode)))
     }
 
     fn first_seen_between(
@@ -988,20 +970,6 @@ impl super::Storage for SledStore {
     fn set_min_free(&self, bytes: u64) {
         self.set_min_free(bytes)
     }
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 || !hex.is_ascii() {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-        .collect()
 }
 
 /// A candidate made ready outside the writer lock.

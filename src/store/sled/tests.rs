@@ -6,7 +6,7 @@ use super::comment_records::STREAM_SLACK;
 use super::*;
 use crate::model::{
     Candidate, Comment, CommentBatch, CommentSource, IncomingComment, ParsedEntry, PolledDocument,
-    Target, Validators,
+    Validators,
 };
 
 fn open() -> (tempfile::TempDir, SledStore) {
@@ -289,45 +289,6 @@ fn a_schema_1_store_is_migrated_at_open() {
     assert_eq!(again.pruned, 1, "the tombstone learned its link");
 }
 
-#[test]
-fn a_comment_waiting_for_its_story_joins_it_after_a_restart() {
-    let (dir, store) = open();
-    let waiting = IncomingComment {
-        comment: Comment {
-            id: "c1".into(),
-            author: Some("Ronnie".into()),
-            text: "It looks like a Buick.".into(),
-            url: None,
-            published: Some(chrono::Utc::now()),
-        },
-        targets: vec![Target::Link("https://example.com/7".into())],
-    };
-    let now = chrono::Utc::now();
-    let report = store
-        .add_comments("feed", site_batch(vec![waiting]), now)
-        .unwrap();
-    assert_eq!(report.waiting, 1);
-    drop(store);
-
-    let store = SledStore::open(&dir.path().join("store"), 8 << 20).unwrap();
-    let state = FeedState::default();
-    store
-        .ingest("feed", vec![candidate(7)], &state, now)
-        .unwrap();
-    let story = store.item(&ItemId([7; 16])).unwrap().unwrap();
-    let ids: Vec<_> = story
-        .recent_comments
-        .iter()
-        .map(|c| c.id.as_str())
-        .collect();
-    assert_eq!(ids, ["c1"]);
-    // A story whose link no comment waits for is stored as it came.
-    store
-        .ingest("feed", vec![candidate(8)], &state, now)
-        .unwrap();
-    let other = store.item(&ItemId([8; 16])).unwrap().unwrap();
-    assert!(other.recent_comments.is_empty());
-}
 
 /// A site-wide comments document's comments, as fetched with an ETag.
 fn site_batch(comments: Vec<IncomingComment>) -> CommentBatch {
@@ -340,127 +301,4 @@ fn site_batch(comments: Vec<IncomingComment>) -> CommentBatch {
             ..Default::default()
         }),
     }
-}
-
-fn comment(id: &str, targets: Vec<Target>) -> IncomingComment {
-    IncomingComment {
-        comment: Comment {
-            id: id.into(),
-            author: Some("Ronnie".into()),
-            text: format!("Comment {id}."),
-            url: None,
-            published: Some(chrono::Utc::now()),
-        },
-        targets,
-    }
-}
-
-#[test]
-fn stories_and_their_comments_from_one_poll_are_one_write() {
-    let (_dir, store) = open();
-    let now = chrono::Utc::now();
-    let state = FeedState::default();
-    store
-        .ingest("feed", vec![candidate(1)], &state, now)
-        .unwrap();
-    let generation = store.generation();
-
-    let batch = site_batch(vec![
-        // A new story here, by its link; then a reply through it.
-        comment("a", vec![Target::Link("https://example.com/2".into())]),
-        comment("b", vec![Target::Comment("a".into())]),
-        // A new story here, by its id.
-        comment("c", vec![Target::Item(ItemId([3; 16]))]),
-        // A story stored by an earlier poll.
-        comment("d", vec![Target::Link("https://example.com/1".into())]),
-        // A story not stored yet: it waits.
-        comment("e", vec![Target::Link("https://example.com/9".into())]),
-    ]);
-    let poll = PolledDocument {
-        candidates: vec![candidate(2), candidate(3)],
-        comments: vec![batch],
-        state: state.clone(),
-    };
-    let report = store.record_poll("feed", poll, now).unwrap();
-    assert_eq!(report.new.len(), 2);
-    let comments = report.comments.unwrap();
-    assert_eq!((comments.new, comments.joined, comments.waiting), (5, 4, 1));
-    assert_eq!(store.generation(), generation + 1, "one write, one change");
-
-    let ids = |n: u8| -> Vec<String> {
-        let story = store.item(&ItemId([n; 16])).unwrap().unwrap();
-        assert_eq!(story.comments_seen as usize, story.recent_comments.len());
-        story.recent_comments.iter().map(|c| c.id.clone()).collect()
-    };
-    let mut two = ids(2);
-    two.sort();
-    assert_eq!(two, ["a", "b"]);
-    assert_eq!(ids(3), ["c"]);
-    assert_eq!(ids(1), ["d"]);
-    let story = store.item(&ItemId([2; 16])).unwrap().unwrap();
-    assert_eq!(story.comments.count, Some(2), "counted from the site feed");
-    assert_eq!(story.last_changed, now);
-    let stream = store.recent_comments(10, &|_| true).unwrap();
-    assert_eq!(stream.len(), 5);
-    assert_eq!(stream.iter().filter(|c| c.item.is_some()).count(), 4);
-    let kept = store
-        .validators("https://example.com/comments/feed/")
-        .unwrap();
-    assert_eq!(kept.etag.as_deref(), Some("\"v1\""));
-    assert!(store.verify().unwrap().problems.is_empty());
-
-    // The waiting comment joins its story when it comes, as before.
-    store
-        .ingest("feed", vec![candidate(9)], &state, now)
-        .unwrap();
-    assert_eq!(ids(9), ["e"]);
-}
-
-#[test]
-fn digest_cursors_taken_during_writes_split_no_write_and_never_wait() {
-    // One thread writes stories in small batches; another takes cursors
-    // meanwhile. The windows between consecutive cursors hold every story
-    // exactly once, and a story is in a window only once it is visible.
-    let (_dir, store) = open();
-    let store = std::sync::Arc::new(store);
-    let writer = {
-        let store = store.clone();
-        std::thread::spawn(move || {
-            for batch in 0..60u8 {
-                let candidates = (0..4).map(|i| {
-                    let mut c = candidate(batch.wrapping_mul(4).wrapping_add(i));
-                    c.fresh_id = ItemId([batch, i, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7]);
-                    c.canonical_link = None;
-                    c.entry.link = None;
-                    c
-                });
-                let state = FeedState::default();
-                store
-                    .ingest("feed", candidates.collect(), &state, chrono::Utc::now())
-                    .unwrap();
-            }
-        })
-    };
-    let mut cursors = vec![chrono::DateTime::UNIX_EPOCH];
-    let mut seen = std::collections::HashSet::new();
-    while !writer.is_finished() || cursors.len() < 3 {
-        let c = store.cursor();
-        let last = *cursors.last().unwrap();
-        assert!(c >= last, "cursors only grow");
-        let (window, more) = store.first_seen_between(last, c, 10_000, |_| true).unwrap();
-        assert!(more.is_none());
-        for item in window {
-            assert!(seen.insert(item.id), "{} in two windows", item.id);
-        }
-        cursors.push(c);
-    }
-    writer.join().unwrap();
-    let c = store.cursor();
-    let (rest, _) = store
-        .first_seen_between(*cursors.last().unwrap(), c, 10_000, |_| true)
-        .unwrap();
-    for item in rest {
-        assert!(seen.insert(item.id), "{} in two windows", item.id);
-    }
-    assert_eq!(seen.len(), 240, "every story in exactly one window");
 }
