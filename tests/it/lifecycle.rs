@@ -7,7 +7,7 @@ use serde_json::Value;
 use paddock::app;
 use paddock::poller::Outcome;
 
-use crate::support::{Daemon, FixtureServer, TestEnv, fixture, get_bytes};
+use crate::support::{Daemon, FixtureServer, TestEnv, fixture, get_bytes, storage_keys};
 
 async fn status(daemon: &Daemon) -> Value {
     serde_json::from_slice(&get_bytes(&daemon.url("api/feeds")).await).unwrap()
@@ -294,7 +294,7 @@ fn kill_9_at_random_moments_loses_nothing_flushed() {
         )
         .unwrap();
     };
-    let mut toml = String::from("[storage]\npath = \"data\"\n[poll]\nconcurrency = 8\n");
+    let mut toml = format!("[storage]\n{}[poll]\nconcurrency = 8\n", storage_keys());
     for n in 0..FEEDS {
         write_feed(n, 20);
         toml.push_str(&format!(
@@ -312,7 +312,7 @@ fn kill_9_at_random_moments_loses_nothing_flushed() {
             .unwrap()
     };
     let verify = |round: usize| -> usize {
-        let store = paddock::store::open(&config.storage.path, config.storage.cache_bytes)
+        let store = paddock::store::open_configured(&config.storage)
             .unwrap_or_else(|e| panic!("round {round}: the store does not open: {e}"));
         let v = store.verify().unwrap();
         assert!(v.problems.is_empty(), "round {round}: {:?}", v.problems);

@@ -10,6 +10,7 @@ mod hostile;
 mod layout;
 mod lifecycle;
 mod pipeline;
+mod postgres_pass;
 mod props;
 mod readers;
 mod server;

@@ -309,6 +309,24 @@ fn fnv(bytes: &[u8]) -> u64 {
     })
 }
 
+/// The `[storage]` keys of every test config: sled in the test's dir; in
+/// the suite's PostgreSQL pass (`PADDOCK_TEST_BACKEND=postgres`, see
+/// `postgres_pass.rs`), a database of the test's own as well.
+pub fn storage_keys() -> String {
+    match on_postgres() {
+        true => format!(
+            "path = \"data\"\nurl = \"{}\"\n",
+            paddock::store::scratch_database("suite").expect("the PostgreSQL pass has a server")
+        ),
+        false => "path = \"data\"\n".to_string(),
+    }
+}
+
+/// Whether this run is the suite's PostgreSQL pass.
+pub fn on_postgres() -> bool {
+    std::env::var("PADDOCK_TEST_BACKEND").as_deref() == Ok("postgres")
+}
+
 /// A temp dir holding a config file and its store.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
@@ -333,10 +351,11 @@ impl TestEnv {
 
     /// As `write_config`, with more `[poll]` keys.
     pub fn write_config_poll(&self, feeds: &[(&str, &str)], poll: &str, extra: &str) -> Config {
-        let mut toml = String::from(
+        let mut toml = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nbase_url = \"http://paddock.test/\"\ntitle = \"Test news\"\n\
-             [storage]\npath = \"data\"\n\
+             [storage]\n{}\
              [poll]\ntimeout = \"2s\"\nconnect_timeout = \"1s\"\nmax_body_bytes = 1048576\ninterval = \"1h\"\n",
+            storage_keys()
         );
         toml.push_str(poll);
         for (id, url) in feeds {
