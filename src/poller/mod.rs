@@ -20,7 +20,15 @@ use tokio_util::task::TaskTracker;
 use crate::config::FeedConfig;
 use crate::fetch::Fetcher;
 use crate::model::{ErrorKind, PollFailure};
-use crate::store::{Store, StoreError};
+use crate::model::Timestamp;
+use crate::store::{Claim, Store, StoreError};
+
+/// How often a poll waiting for a lease or a host slot another instance
+/// holds asks again (up to twice that, at random, so waiters spread out).
+const LEASE_RETRY: Duration = Duration::from_millis(50);
+/// How soon a feed whose lease could not be asked for (the database is
+/// away) is tried again.
+const STORE_RETRY: Duration = Duration::from_secs(10);
 use schedule::Limits;
 
 /// Everything one poll needs; cheap to clone.
@@ -79,6 +87,9 @@ pub struct PollOptions {
     /// Stories taken from one document, the newest first: a feed keeps no
     /// more than `[storage].max_items_per_feed`, so taking more is waste.
     pub max_items_per_document: usize,
+    /// `[poll].lease` and `[poll].per_host`, for instances sharing a store.
+    pub lease: Duration,
+    pub per_host: usize,
 }
 
 impl From<&crate::config::Config> for PollOptions {
@@ -90,6 +101,8 @@ impl From<&crate::config::Config> for PollOptions {
                 max_interval: c.poll.max_interval,
             },
             max_items_per_document: c.storage.max_items_per_feed,
+            lease: c.poll.lease,
+            per_host: c.poll.per_host,
         }
     }
 }
@@ -151,8 +164,21 @@ impl Pipeline {
 
     /// One poll inside the fetch limits. The poll runs as its own task, so
     /// a panic in it becomes a recorded failure of that feed only.
+    ///
+    /// When other instances share the store, the poll first holds the
+    /// feed's lease and one of its host's `per_host` slots, counted across
+    /// every instance, and lets go of both when it is written.
     async fn poll_once(&self, feed: &FeedConfig) -> PollReport {
-        let _permits = self.limits.acquire(&feed.source.host_key()).await;
+        let host = feed.source.host_key();
+        let _permits = self.limits.acquire(&host).await;
+        let shared = self.store.shared();
+        let slot = match shared {
+            true => {
+                self.hold_feed(&feed.id).await;
+                self.hold_host(&host).await
+            }
+            false => None,
+        };
         let (store, fetcher, cfg) = (self.store.clone(), self.fetcher.clone(), feed.clone());
         let options = self.options;
         let task =
@@ -161,8 +187,79 @@ impl Pipeline {
             Ok(report) => report,
             Err(e) => self.record_crash(feed, e.to_string()).await,
         };
+        if shared {
+            let id = feed.id.clone();
+            let _ = on_store(&self.store, move |s| {
+                if let Some(slot) = slot {
+                    s.release_host(&host, slot);
+                }
+                s.release_feed(&id);
+                Ok(())
+            })
+            .await;
+        }
         self.metrics.record_poll(&report);
         report
+    }
+
+    /// Waits until this instance holds `feed`'s lease (another instance's
+    /// poll of it ends, or its lease runs out). A store that cannot be
+    /// asked is not waited for: the poll then fails on its write.
+    async fn hold_feed(&self, feed: &str) {
+        loop {
+            let id = feed.to_string();
+            let lease = self.options.lease;
+            match on_store(&self.store, move |s| s.claim_feed(&id, lease)).await {
+                Ok(Claim::Held(left)) => tokio::time::sleep(left.clamp(LEASE_RETRY, LEASE_RETRY * 4)).await,
+                Ok(Claim::Won) | Err(_) => return,
+            }
+        }
+    }
+
+    /// Waits for one of `host`'s fetch slots across instances; its number.
+    async fn hold_host(&self, host: &str) -> Option<u32> {
+        loop {
+            let (h, slots, lease) = (host.to_string(), self.options.per_host, self.options.lease);
+            match on_store(&self.store, move |s| s.claim_host(&h, slots, lease)).await {
+                Ok(Some(slot)) => return Some(slot),
+                Ok(None) => tokio::time::sleep(LEASE_RETRY.mul_f64(1.0 + fastrand::f64())).await,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// A scheduled poll on a store other instances share: holds the
+    /// feed's lease, then polls only if the feed is still due (another
+    /// instance may have polled it meanwhile). `Err` carries when the feed
+    /// is due next, as the store says, when this instance did not poll it.
+    async fn poll_due(&self, feed: &FeedConfig) -> Result<PollReport, Timestamp> {
+        if !self.store.shared() {
+            return Ok(self.poll(feed).await);
+        }
+        let (id, lease) = (feed.id.clone(), self.options.lease);
+        let now = chrono::Utc::now();
+        let checked = on_store(&self.store, move |s| match s.claim_feed(&id, lease)? {
+            Claim::Won => {
+                let next = s.feed_state(&id)?.next_poll;
+                match next.filter(|&n| n > chrono::Utc::now()) {
+                    Some(n) => {
+                        s.release_feed(&id);
+                        Ok(Err(n))
+                    }
+                    None => Ok(Ok(())),
+                }
+            }
+            Claim::Held(left) => Ok(Err(crate::model::later(chrono::Utc::now(), left))),
+        })
+        .await;
+        match checked {
+            Ok(Ok(())) => Ok(self.poll(feed).await),
+            Ok(Err(next)) => Err(next),
+            Err(e) => {
+                tracing::warn!(feed = %feed.id, error = %e, "cannot claim the feed; trying again shortly");
+                Err(crate::model::later(now, STORE_RETRY))
+            }
+        }
     }
 
     /// Polls every feed given once, all at the same time within the limits;
@@ -322,7 +419,13 @@ async fn run_feed(pipeline: Pipeline, feed: FeedConfig, cancel: CancellationToke
         }
         // A poll that has started is let finish (its writes are one batch);
         // shutdown waits for it up to its grace period.
-        let report = pipeline.poll(&feed).await;
+        let report = match pipeline.poll_due(&feed).await {
+            Ok(report) => report,
+            Err(next) => {
+                due = Some(next);
+                continue;
+            }
+        };
         if report.gone {
             tracing::warn!(feed = %feed.id, "gone (410): not polled again until its url changes");
             return cancel.cancelled().await;

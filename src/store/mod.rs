@@ -205,6 +205,12 @@ pub trait Storage: Send + Sync {
     fn backend(&self) -> &'static str {
         "sled"
     }
+
+    /// Whether other processes may use the store at the same time (and
+    /// so leases matter).
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,7 @@ mod comments;
 mod digest;
 mod feedparser_suite;
 mod hostile;
+mod instances;
 mod layout;
 mod lifecycle;
 mod pipeline;

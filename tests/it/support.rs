@@ -63,6 +63,8 @@ fn replace(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 #[derive(Default)]
 struct Shared {
     hits: HashMap<String, usize>,
+    /// When each path was asked for, in order.
+    hit_times: HashMap<String, Vec<std::time::Instant>>,
     conditional_hits: HashMap<String, usize>,
     /// Documents served under `/dyn/NAME`; tests change them between polls.
     dynamic: HashMap<String, Vec<u8>>,
@@ -115,6 +117,12 @@ impl FixtureServer {
 
     pub fn hits(&self, path: &str) -> usize {
         *self.shared.lock().unwrap().hits.get(path).unwrap_or(&0)
+    }
+
+    /// When `path` was asked for, oldest first.
+    pub fn hit_times(&self, path: &str) -> Vec<std::time::Instant> {
+        let s = self.shared.lock().unwrap();
+        s.hit_times.get(path).cloned().unwrap_or_default()
     }
 
     pub fn conditional_hits(&self, path: &str) -> usize {
@@ -188,6 +196,7 @@ async fn handle(State((shared, base)): State<ServerState>, req: Request) -> Resp
     let (always_304, no_validators, dynamic, alias) = {
         let mut s = shared.lock().unwrap();
         *s.hits.entry(path.clone()).or_default() += 1;
+        (s.hit_times.entry(path.clone()).or_default()).push(std::time::Instant::now());
         if if_none_match.is_some() {
             *s.conditional_hits.entry(path.clone()).or_default() += 1;
         }

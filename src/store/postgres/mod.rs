@@ -681,6 +681,10 @@ impl super::Storage for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
     }
+
+    fn shared(&self) -> bool {
+        true
+    }
 }
 
 /// Creates an empty database named at random on the server at `admin`,
