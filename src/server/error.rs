@@ -9,14 +9,22 @@ use axum::response::{IntoResponse, Response};
 pub enum ApiError {
     BadRequest(String),
     NotFound(String),
+    /// The database is away: the client may try again shortly.
+    Unavailable(String),
     Internal(String),
 }
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            crate::store::StoreError::Database(_) => ApiError::Unavailable(e.to_string()),
+            e => ApiError::Internal(e.to_string()),
+        }
     }
 }
+
+/// What a 503 asks the client to wait, in seconds.
+const RETRY_AFTER: &str = "5";
 
 impl From<crate::query::ReadError> for ApiError {
     fn from(e: crate::query::ReadError) -> Self {
@@ -34,6 +42,18 @@ impl IntoResponse for ApiError {
         let (status, message) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(%cause, "request failed: the store is unavailable");
+                let body = Json(serde_json::json!({
+                    "error": "the store is unavailable for now; try again shortly"
+                }));
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(axum::http::header::RETRY_AFTER, RETRY_AFTER)],
+                    body,
+                )
+                    .into_response();
+            }
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "request failed");
                 (

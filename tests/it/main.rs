@@ -3,6 +3,7 @@
 
 mod browser;
 mod cli;
+mod database_faults;
 mod comments;
 mod digest;
 mod feedparser_suite;

@@ -55,14 +55,37 @@ const WRITE_LOCK: i64 = 0x7061_6464_6f63_6b02;
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> StoreError {
-        StoreError::Database(e.to_string())
+        StoreError::Database(describe(&e))
     }
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> StoreError {
-        StoreError::Database(e.to_string())
+        use deadpool_postgres::PoolError;
+        StoreError::Database(match e {
+            PoolError::Backend(e) => describe(&e),
+            PoolError::Timeout(_) => format!(
+                "no connection to the database within {} s (all [storage].pool_size in use, or the server does not answer)",
+                CALL_TIMEOUT.as_secs()
+            ),
+            other => describe(&other),
+        })
     }
+}
+
+/// An error with its causes, which the driver keeps apart ("error
+/// connecting to server: Connection refused (os error 111)").
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 pub struct PgStore {
