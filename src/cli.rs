@@ -73,6 +73,25 @@ pub enum Command {
         #[command(subcommand)]
         action: OpmlAction,
     },
+    /// Work on the store itself
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreAction {
+    /// Copy the sled store into an empty PostgreSQL database, ids and
+    /// first_seen kept (stop the daemon first; then set [storage].url)
+    Copy {
+        /// The database: postgres://USER[:PASSWORD]@HOST[:PORT]/DB
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// The sled store's directory [default: the config's [storage].path]
+        #[arg(long, value_name = "PATH")]
+        from: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +138,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Opml {
             action: OpmlAction::Export,
         } => opml_export(&path),
+        Command::Store {
+            action: StoreAction::Copy { to, from },
+        } => store_copy(&path, &to, from),
         Command::Opml {
             action: OpmlAction::Import { file },
         } => {
@@ -139,18 +161,11 @@ fn check(path: &Path, store: bool) -> anyhow::Result<()> {
         for p in &verified.problems {
             println!("store: {p}");
         }
+        let at = store::location(&config.storage);
         if !verified.problems.is_empty() {
-            anyhow::bail!(
-                "the store at {} has {} problems",
-                config.storage.path.display(),
-                verified.problems.len()
-            );
+            anyhow::bail!("the store at {at} has {} problems", verified.problems.len());
         }
-        println!(
-            "{}: ok, {} stories",
-            config.storage.path.display(),
-            verified.items
-        );
+        println!("{at}: ok, {} stories", verified.items);
         if verified.orphan_comments > 0 {
             println!(
                 "store: {} comment records belong to removed stories; the next retention pass removes them",
@@ -165,6 +180,26 @@ fn check(path: &Path, store: bool) -> anyhow::Result<()> {
         config.feeds.iter().filter(|f| f.enabled).count(),
         config.groups().len()
     );
+    Ok(())
+}
+
+fn store_copy(path: &Path, to: &str, from: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let from = from.unwrap_or_else(|| config.storage.path.clone());
+    let (shown_from, shown_to) = (from.display().to_string(), store::redact(to));
+    eprintln!("copying {shown_from} into {shown_to}");
+    let copied = store::copy_to_postgres(
+        &from,
+        config.storage.cache_bytes,
+        to,
+        config.storage.pool_size,
+        &|c| eprintln!("  {} stories", c.stories),
+    )?;
+    println!(
+        "copied {} stories, {} tombstones, {} feed states, {} comments and {} waiting comments from {shown_from} into {shown_to}",
+        copied.stories, copied.tombstones, copied.feed_states, copied.comments, copied.waiting
+    );
+    println!("set [storage].url = \"{shown_to}\" (with its password) and start Paddock");
     Ok(())
 }
 

@@ -45,6 +45,15 @@ pub fn open_postgres(url: &str, pool_size: usize) -> Result<Arc<Store>, StoreErr
     Ok(Arc::new(self::postgres::PgStore::open(url, pool_size)?))
 }
 
+/// Where the store `[storage]` names is, for messages: the database's URL
+/// without its password, or sled's directory.
+pub fn location(storage: &crate::config::StorageConfig) -> String {
+    match &storage.url {
+        Some(url) => redact(url),
+        None => storage.path.display().to_string(),
+    }
+}
+
 /// The store `[storage]` names: PostgreSQL when `url` is set, else sled
 /// at `path`.
 pub fn open_configured(storage: &crate::config::StorageConfig) -> Result<Arc<Store>, StoreError> {
@@ -64,6 +73,91 @@ pub(crate) fn comment_hash(feed: &str, id: &str) -> [u8; 16] {
     h.update([0]);
     h.update(id.as_bytes());
     h.finalize()[..16].try_into().expect("16 bytes")
+}
+
+/// The cross-feed dedupe key of a canonical link, which tombstones keep:
+/// 8 bytes of its SHA-256, stable across builds and backends. Where a
+/// collision would merge two stories, callers compare the links themselves.
+pub(crate) fn link_hash(link: &str) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(link.as_bytes());
+    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// One record of a store, as `paddock store copy` moves it.
+pub(crate) enum Exported {
+    Story(Box<Item>),
+    Tombstone {
+        id: ItemId,
+        link_hash: Option<u64>,
+        removed: Timestamp,
+    },
+    State(String, FeedState),
+    Validators(String, Validators),
+    Comment {
+        hash: [u8; 16],
+        item: Option<ItemId>,
+        time: Timestamp,
+        stored: Timestamp,
+    },
+    Stream {
+        hash: [u8; 16],
+        time: Timestamp,
+        entry: RecentComment,
+    },
+    Waiting {
+        link: String,
+        hash: [u8; 16],
+        comment: crate::model::Comment,
+    },
+}
+
+/// What [`copy_to_postgres`] copied.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Copied {
+    pub stories: usize,
+    pub tombstones: usize,
+    pub feed_states: usize,
+    pub comments: usize,
+    pub waiting: usize,
+}
+
+/// Records written per transaction by a copy.
+const COPY_BATCH: usize = 1000;
+
+/// Copies the sled store at `from` into the empty PostgreSQL database at
+/// `to`: every story with its id and `first_seen`, tombstones, feed
+/// states and validators, comments, the recent-comments stream and
+/// comments waiting for their story. A database that already holds
+/// stories is refused. `progress` sees the running count of stories.
+pub fn copy_to_postgres(
+    from: &Path,
+    cache_bytes: u64,
+    to: &str,
+    pool_size: usize,
+    progress: &dyn Fn(&Copied),
+) -> Result<Copied, StoreError> {
+    let source = self::sled::SledStore::open(from, cache_bytes)?;
+    let target = self::postgres::PgStore::open(to, pool_size)?;
+    if !target.is_empty()? {
+        return Err(StoreError::Corrupt(format!(
+            "the database at {} already holds stories: copy into an empty database",
+            redact(to)
+        )));
+    }
+    let mut copied = Copied::default();
+    let mut batch = Vec::with_capacity(COPY_BATCH);
+    source.export(&mut |record| {
+        batch.push(record);
+        if batch.len() == COPY_BATCH {
+            target.import(std::mem::take(&mut batch), &mut copied)?;
+            progress(&copied);
+        }
+        Ok(())
+    })?;
+    target.import(batch, &mut copied)?;
+    progress(&copied);
+    Ok(copied)
 }
 
 /// Everything Paddock needs from storage.

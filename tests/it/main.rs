@@ -17,4 +17,5 @@ mod props;
 mod readers;
 mod server;
 mod status_and_admin;
+mod store_copy;
 mod support;

@@ -16,6 +16,7 @@
 //! instances, and `first_seen` stamps, taken from the database's clock
 //! under the lock, grow in commit order (see [`PgStore::cursor`]).
 
+mod import;
 mod lease;
 mod retention;
 mod schema;
@@ -92,8 +93,6 @@ pub struct PgStore {
     /// Drives the connections; `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
     pool: Pool,
-    /// The database's URL without its password, for messages.
-    shown: String,
     /// This instance's name in leases: host, process and a random part.
     holder: String,
     /// The database's generation as last read or written here.
@@ -144,7 +143,6 @@ impl PgStore {
         let store = PgStore {
             runtime: Some(runtime),
             pool,
-            shown: shown.clone(),
             holder: holder_name(),
             generation: Arc::new(AtomicU64::new(0)),
             busy: AtomicU64::new(0),
@@ -253,11 +251,6 @@ impl PgStore {
 
     fn keep_comments(&self) -> usize {
         self.recent_comments.load(Ordering::Relaxed)
-    }
-
-    /// The database's URL without its password.
-    pub fn shown(&self) -> &str {
-        &self.shown
     }
 
     fn feed_state_with(
@@ -465,8 +458,11 @@ impl super::Storage for PgStore {
         let asked = self.conn().and_then(|client| {
             self.row(
                 &client,
-                "SELECT 1 FROM tombstones WHERE id = $1 OR link = $2 LIMIT 1",
-                &[&&candidate.fresh_id.0[..], &candidate.canonical_link],
+                "SELECT 1 FROM tombstones WHERE id = $1 OR link_hash = $2 LIMIT 1",
+                &[
+                    &&candidate.fresh_id.0[..],
+                    &(candidate.canonical_link.as_deref()).map(|l| super::link_hash(l) as i64),
+                ],
             )
         });
         match asked {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::write::Write;
 use super::{PgStore, StoreError, body, item_id, nanos};
 use crate::model::{ItemId, Timestamp, earlier};
-use crate::store::{Pruned, TOMBSTONE_KEEP, Verified};
+use crate::store::{Pruned, TOMBSTONE_KEEP, Verified, link_hash};
 use crate::stories::{self, Leaving};
 
 /// Stories removed per transaction, so one pass never holds the write
@@ -79,17 +79,17 @@ pub(super) fn prune(
 /// Removes stories for good, leaving tombstones that keep their links.
 fn remove(w: &mut Write<'_>, ids: &[ItemId], now: Timestamp) -> Result<usize, StoreError> {
     let ids: Vec<Vec<u8>> = ids.iter().map(|id| id.0.to_vec()).collect();
-    let removed = w.rows(
-        "WITH gone AS (DELETE FROM stories WHERE id = ANY($1) RETURNING id, link)
-         INSERT INTO tombstones (id, link, removed) SELECT id, link, $2 FROM gone
-         ON CONFLICT (id) DO UPDATE SET link = EXCLUDED.link, removed = EXCLUDED.removed
-         RETURNING 1",
-        &[&ids, &nanos(now)],
-    )?;
-    if !removed.is_empty() {
-        w.changed();
+    let gone = w.rows("DELETE FROM stories WHERE id = ANY($1) RETURNING id, link", &[&ids])?;
+    if gone.is_empty() {
+        return Ok(0);
     }
-    Ok(removed.len())
+    let ids: Vec<Vec<u8>> = gone.iter().map(|r| r.get::<_, Vec<u8>>(0)).collect();
+    let hashes: Vec<Option<i64>> = (gone.iter())
+        .map(|r| r.get::<_, Option<&str>>(1).map(|l| link_hash(l) as i64))
+        .collect();
+    w.put_tombstones(&ids, &hashes, &vec![nanos(now); ids.len()])?;
+    w.changed();
+    Ok(gone.len())
 }
 
 /// Takes stories off one feed: removed when the feed owns them, else the

@@ -7,7 +7,8 @@
 //! keeps them; sort and stream times in milliseconds, as the sled keys
 //! hold them. Stories, feed states, validators and comments are the same
 //! JSON as on sled. Long text (links, URLs) is never in a B-tree: links
-//! have hash indexes, URLs are keyed by a hash.
+//! have hash indexes, URLs are keyed by a hash, and tombstones keep the
+//! link hash sled keeps (`store::link_hash`), so a copied store keeps them.
 
 use tokio_postgres::GenericClient;
 
@@ -39,10 +40,10 @@ CREATE TABLE story_feeds (
 CREATE INDEX story_feeds_id ON story_feeds (id);
 CREATE TABLE tombstones (
     id BYTEA PRIMARY KEY,
-    link TEXT,
+    link_hash BIGINT,
     removed BIGINT NOT NULL
 );
-CREATE INDEX tombstones_link ON tombstones USING hash (link);
+CREATE INDEX tombstones_link ON tombstones (link_hash);
 CREATE TABLE feed_states (
     feed TEXT PRIMARY KEY,
     state BYTEA NOT NULL

@@ -12,9 +12,9 @@ use tokio_postgres::types::ToSql;
 use super::{PgStore, StoreError, WRITE_LOCK, body, item_id, nanos};
 use crate::model::{
     Comment, CommentBatch, CommentReport, CommentSource, CountSource, IngestReport, Item, ItemId,
-    PolledDocument, RecentComment, Target, Timestamp, later,
+    PolledDocument, RecentComment, Target, Timestamp,
 };
-use crate::store::comment_hash;
+use crate::store::{comment_hash, link_hash};
 use crate::store::pending::Pending;
 use crate::stories;
 
@@ -148,6 +148,22 @@ impl<'a> Write<'a> {
         Ok(())
     }
 
+    /// Tombstones: ids, their links' hashes, when they were removed (ns).
+    pub fn put_tombstones(
+        &self,
+        ids: &[Vec<u8>],
+        link_hashes: &[Option<i64>],
+        removed: &[i64],
+    ) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO tombstones (id, link_hash, removed)
+             SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bigint[])
+             ON CONFLICT (id) DO UPDATE SET link_hash = EXCLUDED.link_hash, removed = EXCLUDED.removed",
+            &[&ids, &link_hashes, &removed],
+        )?;
+        Ok(())
+    }
+
     /// Joins the comments that waited for `item` (by its link) to it;
     /// whether any did.
     pub fn attach_waiting(&mut self, item: &mut Item, stored: Timestamp) -> Result<bool, StoreError> {
@@ -187,12 +203,24 @@ impl<'a> Write<'a> {
         Ok(!joined.is_empty())
     }
 
+    /// A comment waiting for the story with this link.
+    pub fn put_waiting(&self, link: &str, hash: &[u8], comment: &Comment) -> Result<(), StoreError> {
+        let key = link_key(link);
+        self.exec(
+            "INSERT INTO waiting (link_key, hash, published, comment) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (link_key, hash) DO UPDATE SET published = EXCLUDED.published,
+                 comment = EXCLUDED.comment",
+            &[&&key[..], &hash, &comment.published.map(nanos), &serde_json::to_vec(comment)?],
+        )?;
+        Ok(())
+    }
+
     fn record(&self, hash: &[u8]) -> Result<Option<Record>, StoreError> {
         let rows = self.rows("SELECT item, time_ms, stored FROM comments WHERE hash = $1", &[&hash])?;
         rows.first().map(Record::of).transpose()
     }
 
-    fn put_record(
+    pub fn put_record(
         &self,
         hash: &[u8],
         item: Option<ItemId>,
@@ -209,7 +237,7 @@ impl<'a> Write<'a> {
         Ok(())
     }
 
-    fn put_stream(&mut self, hash: &[u8], time: Timestamp, entry: &RecentComment) -> Result<(), StoreError> {
+    pub fn put_stream(&mut self, hash: &[u8], time: Timestamp, entry: &RecentComment) -> Result<(), StoreError> {
         let item = entry.item.map(|id| id.0.to_vec());
         self.exec(
             "INSERT INTO stream (hash, time_ms, item, entry) VALUES ($1, $2, $3, $4)
@@ -335,18 +363,7 @@ impl<'a> Write<'a> {
                     _ => None,
                 }) {
                     Some(link) => {
-                        let key = link_key(link);
-                        self.exec(
-                            "INSERT INTO waiting (link_key, hash, published, comment) VALUES ($1, $2, $3, $4)
-                             ON CONFLICT (link_key, hash) DO UPDATE SET published = EXCLUDED.published,
-                                 comment = EXCLUDED.comment",
-                            &[
-                                &&key[..],
-                                &hash,
-                                &ic.comment.published.map(nanos),
-                                &serde_json::to_vec(&ic.comment)?,
-                            ],
-                        )?;
+                        self.put_waiting(link, &hash, &ic.comment)?;
                         report.waiting += 1;
                     }
                     None => report.dropped += 1,
@@ -452,13 +469,14 @@ pub(super) fn record_poll(
         let mut pruned_ids = HashSet::new();
         let mut pruned_links = HashSet::new();
         if !candidates.is_empty() {
+            let hashes: Vec<i64> = links.iter().map(|l| link_hash(l) as i64).collect();
             for row in w.rows(
-                "SELECT id, link FROM tombstones WHERE id = ANY($1) OR link = ANY($2)",
-                &[&ids, &links],
+                "SELECT id, link_hash FROM tombstones WHERE id = ANY($1) OR link_hash = ANY($2)",
+                &[&ids, &hashes],
             )? {
                 pruned_ids.insert(item_id(&row, 0)?);
-                if let Some(link) = row.get::<_, Option<String>>(1) {
-                    pruned_links.insert(link);
+                if let Some(hash) = row.get::<_, Option<i64>>(1) {
+                    pruned_links.insert(hash as u64);
                 }
             }
         }
@@ -477,7 +495,7 @@ pub(super) fn record_poll(
                     .cloned(),
             };
             let pruned = pruned_ids.contains(&fresh.id)
-                || canonical_link.as_ref().is_some_and(|l| pruned_links.contains(l));
+                || (canonical_link.as_deref()).is_some_and(|l| pruned_links.contains(&link_hash(l)));
             if existing.is_none() && pruned {
                 report.pruned += 1;
                 continue;
@@ -555,14 +573,4 @@ impl PgStore {
             tracing::warn!(error = %e, "the recent-comments stream could not be trimmed; next write tries again");
         }
     }
-}
-
-/// `first_seen` stamps never fall behind a story copied in.
-pub(super) fn raise_last_stamp(w: &Write<'_>, seen: Timestamp) -> Result<(), StoreError> {
-    let ns = nanos(later(seen, std::time::Duration::ZERO));
-    w.exec(
-        "UPDATE paddock_meta SET value = GREATEST(value, $1) WHERE key = 'last_stamp'",
-        &[&ns],
-    )?;
-    Ok(())
 }

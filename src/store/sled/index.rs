@@ -63,14 +63,7 @@ impl Head {
 
 pub(super) use super::keys::nanos;
 
-/// The cross-feed dedupe key of a canonical link: 8 bytes of its SHA-256,
-/// stable across builds. Where a collision would merge two stories, the
-/// caller compares the links themselves.
-pub(super) fn link_hash(link: &str) -> u64 {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(link.as_bytes());
-    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
-}
+pub(super) use crate::store::link_hash;
 
 /// A sort key in an ordered index: time, then id for a strict order.
 pub(super) type Position = (i64, ItemId);

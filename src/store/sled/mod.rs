@@ -6,6 +6,7 @@
 
 mod codec;
 mod comment_records;
+mod export;
 mod index;
 mod keys;
 mod migrate;
