@@ -414,7 +414,13 @@ fn database_url(u: &Spanned<String>) -> Result<String, Invalid> {
         ));
     }
     match text.parse::<tokio_postgres::Config>() {
-        Ok(_) => Ok(text.clone()),
+        Ok(c) if matches!(c.get_ssl_mode(), tokio_postgres::config::SslMode::Disable | tokio_postgres::config::SslMode::Prefer) => {
+            Ok(text.clone())
+        }
+        Ok(_) => Err((
+            u.span(),
+            "`url` asks for TLS (sslmode), which Paddock does not speak to the database: use sslmode=disable or prefer, on a trusted network or a Unix socket".into(),
+        )),
         Err(e) => Err((u.span(), format!("`url` is not a PostgreSQL URL the driver reads: {e}"))),
     }
 }
@@ -721,6 +727,33 @@ mod tests {
                 "feeds.toml:2:18:",
                 "longer than",
             ),
+            // The database: a URL the driver reads, without TLS asked for,
+            // and a lease a poll fits in. The message never repeats the URL.
+            (
+                "[storage]\nurl = \"mysql://u:hunter2@db/x\"\n",
+                "feeds.toml:2:7:",
+                "must be a PostgreSQL URL",
+            ),
+            (
+                "[storage]\nurl = \"postgres://u:hunter2@db:99999999/x\"\n",
+                "feeds.toml:2:7:",
+                "not a PostgreSQL URL the driver reads",
+            ),
+            (
+                "[storage]\nurl = \"postgres://u:hunter2@db/x?sslmode=require\"\n",
+                "feeds.toml:2:7:",
+                "sslmode",
+            ),
+            (
+                "[storage]\npool_size = 0\n",
+                "feeds.toml:2:13:",
+                "between 1 and",
+            ),
+            (
+                "[poll]\ntimeout = \"30s\"\nlease = \"20s\"\n",
+                "feeds.toml:3:9:",
+                "must be longer than `timeout`",
+            ),
         ];
         for (text, location, words) in cases {
             let e = err(text);
@@ -729,6 +762,7 @@ mod tests {
                 "{e:?} should start with {location:?}"
             );
             assert!(e.contains(words), "{e:?} should mention {words:?}");
+            assert!(!e.contains("hunter2"), "{e:?} shows a password");
         }
     }
 }

@@ -202,3 +202,23 @@ fn only_the_store_names_sled() {
         assert!(!code, "{} names sled", module.join("::"));
     }
 }
+
+#[test]
+fn only_the_postgres_backend_names_the_driver() {
+    let mut named = 0;
+    for (module, text) in modules() {
+        let uses = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .any(|l| l.contains("tokio_postgres") || l.contains("deadpool"));
+        let inside = module.starts_with(&["store".to_string(), "postgres".to_string()]);
+        // The config reads `[storage].url` with the driver's own parser,
+        // so that a URL it cannot read is a FILE:LINE:COL mistake.
+        let config = module.first().map(String::as_str) == Some("config");
+        if uses && inside {
+            named += 1;
+        }
+        assert!(!uses || inside || config, "{} names the PostgreSQL driver", module.join("::"));
+    }
+    assert!(named > 0, "the scan found the backend itself");
+}
