@@ -4,6 +4,10 @@
 //! serving from cache next to the same bytes served statically, and the
 //! store size and daemon memory at about 100k stories.
 //!
+//! With `PADDOCK_TEST_POSTGRES` set (a PostgreSQL server's URL, as for the
+//! tests), the ingest, re-poll and serving run on PostgreSQL too, and 1, 2
+//! and 3 `paddock serve` share the corpus's first round on one database.
+//!
 //! Options: `--feeds N` (default 1000), `--big N` (feeds for the 100k
 //! phase, default 3000), `--seconds S` (each serving run, default 5),
 //! `--ingest-only` (stop after the re-poll, e.g. under a profiler).
@@ -74,7 +78,11 @@ fn du(path: &Path) -> u64 {
 
 type Docs = Arc<HashMap<String, (Bytes, String)>>;
 
+static SERVED: std::sync::LazyLock<Arc<std::sync::atomic::AtomicUsize>> =
+    std::sync::LazyLock::new(|| Arc::new(std::sync::atomic::AtomicUsize::new(0)));
+
 async fn serve_doc(State(docs): State<Docs>, req: Request) -> Response {
+    SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let Some((body, etag)) = docs.get(req.uri().path()) else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -134,8 +142,14 @@ async fn corpus_server(sites: usize, per_site: usize) -> (String, Vec<corpus::Si
 }
 
 fn config_for(dir: &Path, base: &str, sites: &[corpus::Site]) -> Config {
+    config_with(dir, base, sites, "feeds.toml", "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"data\"\n")
+}
+
+/// A config of the corpus's feeds after `head` (the `[server]` and
+/// `[storage]` sections), written to `name` in `dir`.
+fn config_with(dir: &Path, base: &str, sites: &[corpus::Site], name: &str, head: &str) -> Config {
     let mut toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"data\"\n[poll]\nconcurrency = {CONCURRENCY}\nper_host = {CONCURRENCY}\ntimeout = \"60s\"\n"
+        "{head}[poll]\nconcurrency = {CONCURRENCY}\nper_host = {CONCURRENCY}\ntimeout = \"60s\"\nlease = \"120s\"\n"
     );
     for s in sites {
         toml.push_str(&format!(
@@ -149,9 +163,65 @@ fn config_for(dir: &Path, base: &str, sites: &[corpus::Site]) -> Config {
             ));
         }
     }
-    let path = dir.join("feeds.toml");
+    let path = dir.join(name);
     std::fs::write(&path, toml).unwrap();
     Config::load(&path).unwrap()
+}
+
+/// utime + stime of another process, from /proc (clock ticks of 10 ms).
+fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
+    Duration::from_millis(ticks * 10)
+}
+
+/// Stories in a PostgreSQL store, read straight from its table.
+async fn stories_in(url: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.query_one("SELECT count(*) FROM stories", &[]).await.unwrap().get(0)
+}
+
+/// `n` `paddock serve` processes on one fresh database share the corpus's
+/// first round: the wall time until every story is stored, the fetches
+/// the corpus server saw, and the instances' CPU.
+async fn instances(n: usize, base: &str, sites: &[corpus::Site], expect: i64, served: &Arc<std::sync::atomic::AtomicUsize>) {
+    let database = paddock::store::scratch_database("bench").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let before = served.load(std::sync::atomic::Ordering::Relaxed);
+    let t0 = Instant::now();
+    let mut children = Vec::new();
+    for i in 0..n {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let head = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\nurl = \"{database}\"\n");
+        let config = config_with(dir.path(), base, sites, &format!("i{i}.toml"), &head);
+        children.push(
+            Command::new(env!("CARGO_BIN_EXE_paddock"))
+                .args(["serve", "--config", config.file.to_str().unwrap()])
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    let mut stored = 0;
+    while t0.elapsed() < Duration::from_secs(600) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stored = stories_in(&database).await;
+        if stored >= expect {
+            break;
+        }
+    }
+    let wall = t0.elapsed();
+    // Let the last writes of the round land before counting fetches.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fetches = served.load(std::sync::atomic::Ordering::Relaxed) - before;
+    let cpu: Duration = children.iter().map(|c| cpu_of(c.id())).sum();
+    for c in &mut children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    println!("| {n} | {:.2} s | {:.2} s | {stored} | {fetches} |", wall.as_secs_f64(), cpu.as_secs_f64());
 }
 
 /// The floor: every document fetched with the same concurrency and parsed
@@ -336,6 +406,47 @@ fn main() {
             println!("| /digest.json?since=7d&limit=50 | {:.0} | {:.2} ms | {:.2} |\n", d.rps, d.p99_ms, d.rps / s);
         }
         drop(pipeline);
+
+        // The same phases on PostgreSQL, when a server is named: cold
+        // ingest, re-poll and serving next to sled's above, then 1, 2 and 3
+        // instances sharing the first round.
+        if std::env::var("PADDOCK_TEST_POSTGRES").is_ok() {
+            let database = paddock::store::scratch_database("bench").unwrap();
+            let pg_dir = tempfile::tempdir().unwrap();
+            let pg_config = config_with(pg_dir.path(), &base, &sites, "feeds.toml", &format!("[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nurl = \"{database}\"\n"));
+            let pipeline = paddock::app::pipeline(&pg_config).unwrap();
+            let (t0, c0) = (Instant::now(), cpu());
+            let reports = pipeline.poll_all(&pg_config.feeds, |_| {}).await;
+            let (p_wall, p_cpu) = (t0.elapsed(), cpu() - c0);
+            let writing = pipeline.store.write_time();
+            let failed = reports.iter().filter(|r| matches!(r.outcome, Outcome::Failed(_))).count();
+            let pg_stored = stories_in(&database).await;
+            println!("PostgreSQL (the same corpus, the same run; CPU is the bench process's, the server's is not counted):\n");
+            println!("| phase | wall | CPU | ratio to floor |\n|---|---|---|---|");
+            println!("| cold ingest on PostgreSQL (stored {pg_stored} stories, {failed} failed) | {:.2} s | {:.2} s | {:.2} |", p_wall.as_secs_f64(), p_cpu.as_secs_f64(), p_wall.as_secs_f64() / f_wall.as_secs_f64());
+            println!("| of which in write transactions | {:.2} s | | |", writing.as_secs_f64());
+            let (t0, c0) = (Instant::now(), cpu());
+            let reports = pipeline.poll_all(&pg_config.feeds, |_| {}).await;
+            let not_modified = reports.iter().filter(|r| r.outcome == Outcome::NotModified).count();
+            println!("| warm re-poll on PostgreSQL ({not_modified} of {} answered 304) | {:.3} s | {:.2} s | |\n", reports.len(), t0.elapsed().as_secs_f64(), (cpu() - c0).as_secs_f64());
+            let state = paddock::server::AppState::new(pipeline.store.clone(), Arc::new(ArcSwap::from_pointee(pg_config.clone())));
+            let pg_base = listen(paddock::server::router(state)).await;
+            let _ = reqwest::get(format!("{pg_base}/feed.atom")).await;
+            println!("| serving ({seconds} s, 32 connections, wrk) | sled req/s | PostgreSQL req/s | sled p99 | PostgreSQL p99 |\n|---|---|---|---|---|");
+            for path in ["feed.atom", "digest.json?since=7d&limit=50", "?group="] {
+                let (s, p) = (wrk(&format!("{paddock_base}/{path}"), seconds, false), wrk(&format!("{pg_base}/{path}"), seconds, false));
+                if let (Some(s), Some(p)) = (s, p) {
+                    println!("| /{path} | {:.0} | {:.0} | {:.2} ms | {:.2} ms |", s.rps, p.rps, s.p99_ms, p.p99_ms);
+                }
+            }
+            drop(pipeline);
+            println!("\nInstances sharing the first round of the corpus on one database (`paddock serve` processes):\n");
+            println!("| instances | wall until every story is stored | instances' CPU | stories | documents fetched |\n|---|---|---|---|---|");
+            for n in 1..=3 {
+                instances(n, &base, &sites, pg_stored, &SERVED).await;
+            }
+            println!();
+        }
 
         // About 100k stories: store size, and the daemon's memory serving them.
         let (big_base, big_sites, big_bytes) = corpus_server(big, 35).await;

@@ -319,6 +319,7 @@ fn print_summary(reports: &[PollReport]) {
         let ms = r.elapsed.as_millis();
         let line = match &r.outcome {
             Outcome::NotModified => format!("not modified ({ms} ms)"),
+            Outcome::Elsewhere => "polled by another instance".to_string(),
             Outcome::Stored {
                 new: n,
                 updated,

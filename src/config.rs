@@ -246,6 +246,9 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 type Invalid = (Range<usize>, String);
 
+/// The shortest `[poll].lease`: it is renewed every third of it.
+const MIN_LEASE: Duration = Duration::from_secs(1);
+
 fn validate(raw: raw::File, dir: &Path, file: &Path) -> Result<Config, Invalid> {
     let server = raw.server.unwrap_or_default();
     let storage = raw.storage.unwrap_or_default();
@@ -319,15 +322,11 @@ fn validate(raw: raw::File, dir: &Path, file: &Path) -> Result<Config, Invalid> 
         max_interval: duration(&poll.max_interval, "24h", MAX_POLL_WAIT)?,
     };
     if let Some(lease) = &poll.lease
-        && poll_cfg.lease <= poll_cfg.timeout
+        && poll_cfg.lease < MIN_LEASE
     {
         return Err((
             lease.span(),
-            format!(
-                "`lease` ({}) must be longer than `timeout` ({}): a poll must end before its claim does",
-                humantime::format_duration(poll_cfg.lease),
-                humantime::format_duration(poll_cfg.timeout)
-            ),
+            "`lease` must be at least \"1s\": it is renewed every third of it".into(),
         ));
     }
     let output_cfg = OutputConfig {
@@ -750,9 +749,9 @@ mod tests {
                 "between 1 and",
             ),
             (
-                "[poll]\ntimeout = \"30s\"\nlease = \"20s\"\n",
-                "feeds.toml:3:9:",
-                "must be longer than `timeout`",
+                "[poll]\nlease = \"10ms\"\n",
+                "feeds.toml:2:9:",
+                "at least",
             ),
         ];
         for (text, location, words) in cases {

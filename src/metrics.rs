@@ -126,6 +126,7 @@ impl Metrics {
                 ("stored", "")
             }
             Outcome::NotModified => ("not_modified", ""),
+            Outcome::Elsewhere => ("elsewhere", ""),
             Outcome::Failed(f) => ("failed", f.kind.as_str()),
         };
         self.polls

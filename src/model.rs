@@ -429,6 +429,9 @@ pub struct FeedState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     NotModified,
+    /// Another instance sharing the store polled the feed since it was
+    /// due (or is polling it now): nothing was fetched here.
+    Elsewhere,
     Stored {
         new: usize,
         updated: usize,

@@ -38,13 +38,15 @@ pub fn url(config: &Config, path: &str) -> String {
         .unwrap_or_else(|_| format!("{}{path}", config.server.base_url))
 }
 
-/// Every configured feed's stored state, read once per request.
+/// Every configured feed's stored state, read once per request. A store
+/// that cannot be read names feeds by their ids.
 pub fn feed_states(store: &Store, config: &Config) -> HashMap<String, FeedState> {
-    config
-        .feeds
-        .iter()
-        .map(|f| (f.id.clone(), store.feed_state(&f.id).unwrap_or_default()))
-        .collect()
+    let ids: Vec<&str> = config.feeds.iter().map(|f| f.id.as_str()).collect();
+    let states = store.feed_states(&ids).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "feed states could not be read; feeds are named by their ids");
+        vec![FeedState::default(); ids.len()]
+    });
+    ids.into_iter().map(String::from).zip(states).collect()
 }
 
 /// How outputs name each configured feed.

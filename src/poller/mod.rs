@@ -29,6 +29,15 @@ const LEASE_RETRY: Duration = Duration::from_millis(50);
 /// How soon a feed whose lease could not be asked for (the database is
 /// away) is tried again.
 const STORE_RETRY: Duration = Duration::from_secs(10);
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 use schedule::Limits;
 
 /// Everything one poll needs; cheap to clone.
@@ -112,8 +121,20 @@ impl Pipeline {
     /// report. A poll in flight with another config of the feed (before a
     /// reload) is waited for, then this one runs.
     pub async fn poll(&self, feed: &FeedConfig) -> PollReport {
+        self.poll_with(feed, false).await
+    }
+
+    /// A scheduled poll: as [`Pipeline::poll`], but on a store other
+    /// instances share, only if the feed is still due once this instance
+    /// holds it; else the report is [`Outcome::Elsewhere`] with the next
+    /// poll the store holds.
+    pub async fn poll_due(&self, feed: &FeedConfig) -> PollReport {
+        self.poll_with(feed, true).await
+    }
+
+    async fn poll_with(&self, feed: &FeedConfig, due_only: bool) -> PollReport {
         loop {
-            let (mut report, joined) = self.join_or_start(feed);
+            let (mut report, joined) = self.join_or_start(feed, due_only);
             let report = match report.wait_for(Option::is_some).await {
                 Ok(r) => r.clone(),
                 Err(_) => None,
@@ -135,11 +156,15 @@ impl Pipeline {
     /// Two polls of one feed never overlap: each would fetch, and each
     /// would write back the feed state it read before the other's write.
     pub fn start(&self, feed: &FeedConfig) -> (watch::Receiver<Option<PollReport>>, bool) {
-        let (report, joined) = self.join_or_start(feed);
+        let (report, joined) = self.join_or_start(feed, false);
         (report, joined == Joined::Started)
     }
 
-    fn join_or_start(&self, feed: &FeedConfig) -> (watch::Receiver<Option<PollReport>>, Joined) {
+    fn join_or_start(
+        &self,
+        feed: &FeedConfig,
+        due_only: bool,
+    ) -> (watch::Receiver<Option<PollReport>>, Joined) {
         let mut in_flight = (self.in_flight.polls.lock()).unwrap_or_else(|p| p.into_inner());
         if let Some((config, report)) = in_flight.get(&feed.id) {
             let joined = match config == feed {
@@ -155,7 +180,7 @@ impl Pipeline {
             // The entry goes however the poll ends (a panic included), so
             // a later poll of the feed never waits on a dead one.
             let leaving = Leave(&me.in_flight, &feed.id);
-            let report = me.poll_once(&feed).await;
+            let report = me.poll_once(&feed, due_only).await;
             drop(leaving);
             let _ = tx.send(Some(report));
         });
@@ -165,20 +190,33 @@ impl Pipeline {
     /// One poll inside the fetch limits. The poll runs as its own task, so
     /// a panic in it becomes a recorded failure of that feed only.
     ///
-    /// When other instances share the store, the poll first holds the
-    /// feed's lease and one of its host's `per_host` slots, counted across
-    /// every instance, and lets go of both when it is written.
-    async fn poll_once(&self, feed: &FeedConfig) -> PollReport {
+    /// When other instances share the store, the poll then holds the
+    /// feed's lease (renewed while it runs, so a long poll keeps it and a
+    /// dead instance's runs out) and one of its host's `per_host` slots,
+    /// counted across every instance, and lets go of both once written.
+    /// With `due_only` (a scheduled poll), a feed another instance holds
+    /// or has polled since it was due is left to it.
+    async fn poll_once(&self, feed: &FeedConfig, due_only: bool) -> PollReport {
+        let started = std::time::Instant::now();
         let host = feed.source.host_key();
         let _permits = self.limits.acquire(&host).await;
         let shared = self.store.shared();
-        let slot = match shared {
-            true => {
-                self.hold_feed(&feed.id).await;
-                self.hold_host(&host).await
+        let mut renewal = None;
+        let mut slot = None;
+        if shared {
+            if let Err(next) = self.hold_feed(&feed.id, due_only).await {
+                return PollReport {
+                    feed: feed.id.clone(),
+                    outcome: Outcome::Elsewhere,
+                    elapsed: started.elapsed(),
+                    fetch_elapsed: None,
+                    next_poll: next,
+                    gone: false,
+                };
             }
-            false => None,
-        };
+            renewal = Some(self.renew(&feed.id));
+            slot = self.hold_host(&host).await;
+        }
         let (store, fetcher, cfg) = (self.store.clone(), self.fetcher.clone(), feed.clone());
         let options = self.options;
         let task =
@@ -188,6 +226,7 @@ impl Pipeline {
             Err(e) => self.record_crash(feed, e.to_string()).await,
         };
         if shared {
+            drop(renewal);
             let id = feed.id.clone();
             let _ = on_store(&self.store, move |s| {
                 if let Some(slot) = slot {
@@ -202,18 +241,56 @@ impl Pipeline {
         report
     }
 
-    /// Waits until this instance holds `feed`'s lease (another instance's
-    /// poll of it ends, or its lease runs out). A store that cannot be
-    /// asked is not waited for: the poll then fails on its write.
-    async fn hold_feed(&self, feed: &str) {
+    /// Takes `feed`'s lease for this instance. A lease another instance
+    /// holds is waited for, or with `due_only` left to it: `Err` then
+    /// carries when the feed is next due. With `due_only`, a feed polled
+    /// since it was due is let go of (`Err` with its next poll). A store
+    /// that cannot be asked is not waited for: the poll then fails on its
+    /// write.
+    async fn hold_feed(&self, feed: &str, due_only: bool) -> Result<(), Timestamp> {
         loop {
-            let id = feed.to_string();
-            let lease = self.options.lease;
-            match on_store(&self.store, move |s| s.claim_feed(&id, lease)).await {
-                Ok(Claim::Held(left)) => tokio::time::sleep(left.clamp(LEASE_RETRY, LEASE_RETRY * 4)).await,
-                Ok(Claim::Won) | Err(_) => return,
+            let (id, lease) = (feed.to_string(), self.options.lease);
+            let claimed = on_store(&self.store, move |s| match s.claim_feed(&id, lease)? {
+                Claim::Won if due_only => {
+                    let next = s.feed_state(&id)?.next_poll;
+                    match next.filter(|&n| n > chrono::Utc::now()) {
+                        Some(n) => {
+                            s.release_feed(&id);
+                            Ok(Err(n))
+                        }
+                        None => Ok(Ok(())),
+                    }
+                }
+                Claim::Won => Ok(Ok(())),
+                Claim::Held(left) => Ok(Err(crate::model::later(chrono::Utc::now(), left))),
+            })
+            .await;
+            match claimed {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(next)) if due_only => return Err(next),
+                Ok(Err(_)) => {}
+                Err(e) if due_only => {
+                    tracing::warn!(feed, error = %e, "cannot claim the feed; trying again shortly");
+                    return Err(crate::model::later(chrono::Utc::now(), STORE_RETRY));
+                }
+                Err(_) => return Ok(()),
             }
+            tokio::time::sleep(LEASE_RETRY.mul_f64(1.0 + fastrand::f64())).await;
         }
+    }
+
+    /// Keeps `feed`'s lease from running out while this instance polls it:
+    /// renewed every third of `[poll].lease` until the guard is dropped. A
+    /// renewal never takes back a lease once it was let go of.
+    fn renew(&self, feed: &str) -> AbortOnDrop {
+        let (store, id, lease) = (self.store.clone(), feed.to_string(), self.options.lease);
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let id = id.clone();
+                let _ = on_store(&store, move |s| s.renew_feed(&id, lease)).await;
+            }
+        }))
     }
 
     /// Waits for one of `host`'s fetch slots across instances; its number.
@@ -224,40 +301,6 @@ impl Pipeline {
                 Ok(Some(slot)) => return Some(slot),
                 Ok(None) => tokio::time::sleep(LEASE_RETRY.mul_f64(1.0 + fastrand::f64())).await,
                 Err(_) => return None,
-            }
-        }
-    }
-
-    /// A scheduled poll on a store other instances share: holds the
-    /// feed's lease, then polls only if the feed is still due (another
-    /// instance may have polled it meanwhile). `Err` carries when the feed
-    /// is due next, as the store says, when this instance did not poll it.
-    async fn poll_due(&self, feed: &FeedConfig) -> Result<PollReport, Timestamp> {
-        if !self.store.shared() {
-            return Ok(self.poll(feed).await);
-        }
-        let (id, lease) = (feed.id.clone(), self.options.lease);
-        let now = chrono::Utc::now();
-        let checked = on_store(&self.store, move |s| match s.claim_feed(&id, lease)? {
-            Claim::Won => {
-                let next = s.feed_state(&id)?.next_poll;
-                match next.filter(|&n| n > chrono::Utc::now()) {
-                    Some(n) => {
-                        s.release_feed(&id);
-                        Ok(Err(n))
-                    }
-                    None => Ok(Ok(())),
-                }
-            }
-            Claim::Held(left) => Ok(Err(crate::model::later(chrono::Utc::now(), left))),
-        })
-        .await;
-        match checked {
-            Ok(Ok(())) => Ok(self.poll(feed).await),
-            Ok(Err(next)) => Err(next),
-            Err(e) => {
-                tracing::warn!(feed = %feed.id, error = %e, "cannot claim the feed; trying again shortly");
-                Err(crate::model::later(now, STORE_RETRY))
             }
         }
     }
@@ -419,13 +462,7 @@ async fn run_feed(pipeline: Pipeline, feed: FeedConfig, cancel: CancellationToke
         }
         // A poll that has started is let finish (its writes are one batch);
         // shutdown waits for it up to its grace period.
-        let report = match pipeline.poll_due(&feed).await {
-            Ok(report) => report,
-            Err(next) => {
-                due = Some(next);
-                continue;
-            }
-        };
+        let report = pipeline.poll_due(&feed).await;
         if report.gone {
             tracing::warn!(feed = %feed.id, "gone (410): not polled again until its url changes");
             return cancel.cancelled().await;

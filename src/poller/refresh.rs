@@ -254,6 +254,7 @@ fn log(r: &PollReport) {
     let ms = r.elapsed.as_millis() as u64;
     match &r.outcome {
         Outcome::NotModified => tracing::info!(feed = %r.feed, ms, "not modified"),
+        Outcome::Elsewhere => tracing::debug!(feed = %r.feed, "polled by another instance"),
         Outcome::Stored {
             new,
             updated,

@@ -76,8 +76,9 @@ async fn feeds(State(state): State<AppState>) -> Result<Json<Status>, ApiError> 
 fn feeds_now(state: &AppState) -> Result<Json<Status>, ApiError> {
     let config = state.config.load_full();
     let mut feeds = Vec::with_capacity(config.feeds.len());
-    for f in &config.feeds {
-        let s = state.store.feed_state(&f.id)?;
+    let ids: Vec<&str> = config.feeds.iter().map(|f| f.id.as_str()).collect();
+    let states = state.store.feed_states(&ids)?;
+    for (f, s) in config.feeds.iter().zip(states) {
         feeds.push(FeedStatus {
             id: f.id.clone(),
             title: f.title.clone().or(s.title).unwrap_or_else(|| f.id.clone()),
@@ -127,16 +128,9 @@ async fn opml(State(state): State<AppState>) -> Result<Response, ApiError> {
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let body = super::blocking(move || {
         let config = state.config.load_full();
-        let states: Vec<_> = config
-            .feeds
-            .iter()
-            .map(|f| {
-                (
-                    f.id.as_str(),
-                    state.store.feed_state(&f.id).unwrap_or_default(),
-                )
-            })
-            .collect();
+        let ids: Vec<&str> = config.feeds.iter().map(|f| f.id.as_str()).collect();
+        let states = state.store.feed_states(&ids)?;
+        let states: Vec<_> = ids.into_iter().zip(states).collect();
         Ok(state
             .metrics
             .render(states.into_iter(), state.store.write_time()))
@@ -264,6 +258,7 @@ async fn refresh(
     let (outcome, error) = match &report.outcome {
         Outcome::Stored { .. } => ("stored", None),
         Outcome::NotModified => ("not_modified", None),
+        Outcome::Elsewhere => ("elsewhere", None),
         Outcome::Failed(f) => ("failed", Some(f.clone())),
     };
     let (new, updated) = match report.outcome {

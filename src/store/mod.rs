@@ -182,6 +182,12 @@ pub trait Storage: Send + Sync {
 
     fn feed_state(&self, feed: &str) -> Result<FeedState, StoreError>;
 
+    /// Several feeds' states at once (outputs name every feed), in the
+    /// order asked; a feed never polled has the default state.
+    fn feed_states(&self, feeds: &[&str]) -> Result<Vec<FeedState>, StoreError> {
+        feeds.iter().map(|f| self.feed_state(f)).collect()
+    }
+
     /// The feed's state when the backend holds it in memory: never
     /// blocks, so a poll that finds it skips a trip to the blocking pool.
     fn cached_feed_state(&self, feed: &str) -> Option<FeedState>;
@@ -234,7 +240,8 @@ pub trait Storage: Send + Sync {
 
     /// A digest cursor: every story and comment stamped before it is
     /// stored and visible, every later one is stamped at or after it.
-    /// Never waits for a writer.
+    /// On sled it never waits for a writer; on PostgreSQL it waits for the
+    /// write in flight, if any.
     fn cursor(&self) -> Timestamp;
 
     /// The newest comments across all feeds that `keep` accepts, newest
@@ -277,6 +284,12 @@ pub trait Storage: Send + Sync {
     /// always answers [`Claim::Won`].
     fn claim_feed(&self, _feed: &str, _lease: Duration) -> Result<Claim, StoreError> {
         Ok(Claim::Won)
+    }
+
+    /// Extends this process's lease on `feed` to `lease` from now, if it
+    /// still holds it; never takes it back once let go of.
+    fn renew_feed(&self, _feed: &str, _lease: Duration) -> Result<bool, StoreError> {
+        Ok(true)
     }
 
     /// Lets go of a feed's lease early (the poll is written).

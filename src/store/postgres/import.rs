@@ -46,7 +46,7 @@ impl PgStore {
                         )?;
                     }
                     Exported::Comment { hash, item, time, stored } => {
-                        w.put_record(&hash, item, time, stored)?;
+                        w.put_record(&hash, item, time, stored);
                         copied.comments += 1;
                     }
                     Exported::Stream { hash, time, entry } => {

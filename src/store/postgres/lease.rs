@@ -44,6 +44,17 @@ pub(super) fn claim_feed(store: &PgStore, feed: &str, lease: Duration) -> Result
     Ok(Claim::Held(Duration::from_millis(left)))
 }
 
+pub(super) fn renew_feed(store: &PgStore, feed: &str, lease: Duration) -> Result<bool, StoreError> {
+    let client = store.conn()?;
+    let ms = lease.as_millis() as i64;
+    let renewed = store.exec(
+        &client,
+        &format!("UPDATE feed_leases SET until_ms = {NOW_MS} + $3 WHERE feed = $1 AND holder = $2"),
+        &[&feed, &store.holder, &ms],
+    )?;
+    Ok(renewed > 0)
+}
+
 pub(super) fn release_feed(store: &PgStore, feed: &str) {
     let released = store.conn().and_then(|client| {
         store.exec(

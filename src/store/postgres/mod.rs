@@ -97,7 +97,7 @@ pub struct PgStore {
     holder: String,
     /// The database's generation as last read or written here.
     generation: Arc<AtomicU64>,
-    /// Nanoseconds spent in write transactions.
+    /// Nanoseconds spent holding the write lock, by this instance.
     busy: AtomicU64,
     recent_comments: AtomicUsize,
     /// Stream entries written since the stream was last trimmed.
@@ -116,6 +116,17 @@ impl PgStore {
         let mut config: tokio_postgres::Config =
             url.parse().map_err(|e: tokio_postgres::Error| open_error(e.to_string()))?;
         config.connect_timeout(CONNECT_TIMEOUT);
+        // A call the store gives up on must not run on in the server
+        // (holding locks, or the connection it goes back to the pool on).
+        let limits = format!(
+            "-c statement_timeout={0} -c lock_timeout={0} -c idle_in_transaction_session_timeout={0}",
+            CALL_TIMEOUT.as_millis()
+        );
+        let options = match config.get_options() {
+            Some(given) => format!("{given} {limits}"),
+            None => limits,
+        };
+        config.options(&options);
         if config.get_application_name().is_none() {
             config.application_name("paddock");
         }
@@ -293,9 +304,11 @@ impl PgStore {
         start: Option<Position>,
         mut visit: impl FnMut(Position, Item) -> bool,
     ) -> Result<(), StoreError> {
-        let client = self.conn()?;
         let mut after = start;
         loop {
+            // A connection per step, let go of before `visit` (which may
+            // read the store itself).
+            let client = self.conn()?;
             let rows = match (feed, after) {
                 (None, None) => self.rows(
                     &client,
@@ -322,6 +335,7 @@ impl PgStore {
                     &[&feed, &ms, &&id.0[..], &WALK_STEP],
                 )?,
             };
+            drop(client);
             let full = rows.len() as i64 == WALK_STEP;
             for row in &rows {
                 let at = (row.get::<_, i64>(0), item_id(row, 1)?);
@@ -339,14 +353,11 @@ impl PgStore {
     /// Every statement of a write, in one transaction under [`WRITE_LOCK`],
     /// with a stamp source; commits when `f` succeeds.
     fn write<T>(&self, f: impl FnOnce(&mut write::Write<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let started = std::time::Instant::now();
         let mut client = self.conn()?;
         let tx = self.block(async { Ok(client.transaction().await?) })?;
         let mut w = write::Write::begin(self, tx)?;
         let out = f(&mut w)?;
         w.commit()?;
-        let held = started.elapsed().as_nanos() as u64;
-        self.busy.fetch_add(held, Ordering::Relaxed);
         Ok(out)
     }
 }
@@ -418,6 +429,22 @@ impl super::Storage for PgStore {
 
     fn feed_state(&self, feed: &str) -> Result<FeedState, StoreError> {
         self.feed_state_with(&self.conn()?, feed)
+    }
+
+    /// One query for all of them.
+    fn feed_states(&self, feeds: &[&str]) -> Result<Vec<FeedState>, StoreError> {
+        let client = self.conn()?;
+        let rows = self.rows(
+            &client,
+            "SELECT feed, state FROM feed_states WHERE feed = ANY($1)",
+            &[&feeds],
+        )?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let state: FeedState = serde_json::from_slice(row.get::<_, &[u8]>(1))?;
+            found.insert(row.get::<_, String>(0), state);
+        }
+        Ok(feeds.iter().map(|f| found.remove(*f).unwrap_or_default()).collect())
     }
 
     fn cached_feed_state(&self, _feed: &str) -> Option<FeedState> {
@@ -547,11 +574,10 @@ impl super::Storage for PgStore {
         if from >= until {
             return Ok((out, None));
         }
-        let client = self.conn()?;
         let mut first = true;
         loop {
             let rows = self.rows(
-                &client,
+                &self.conn()?,
                 match first {
                     true => "SELECT seen, body FROM stories WHERE seen >= $1 AND seen < $2 ORDER BY seen LIMIT $3",
                     false => "SELECT seen, body FROM stories WHERE seen > $1 AND seen < $2 ORDER BY seen LIMIT $3",
@@ -613,11 +639,12 @@ impl super::Storage for PgStore {
         limit: usize,
         keep: &dyn Fn(&RecentComment) -> bool,
     ) -> Result<Vec<RecentComment>, StoreError> {
-        let client = self.conn()?;
         let mut out = Vec::new();
         let mut after: Option<(i64, Vec<u8>)> = None;
         let mut read = 0;
         while out.len() < limit && read < super::STREAM_MAX {
+            // A connection per step: `keep` may read the store itself.
+            let client = self.conn()?;
             let rows = match &after {
                 None => self.rows(
                     &client,
@@ -631,6 +658,7 @@ impl super::Storage for PgStore {
                     &[ms, hash, &WALK_STEP],
                 )?,
             };
+            drop(client);
             for row in &rows {
                 read += 1;
                 after = Some((row.get(0), row.get::<_, Vec<u8>>(1)));
@@ -683,6 +711,10 @@ impl super::Storage for PgStore {
 
     fn claim_feed(&self, feed: &str, lease: Duration) -> Result<Claim, StoreError> {
         lease::claim_feed(self, feed, lease)
+    }
+
+    fn renew_feed(&self, feed: &str, lease: Duration) -> Result<bool, StoreError> {
+        lease::renew_feed(self, feed, lease)
     }
 
     fn release_feed(&self, feed: &str) {

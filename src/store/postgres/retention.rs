@@ -22,9 +22,9 @@ pub(super) fn prune(
     now: Timestamp,
 ) -> Result<Pruned, StoreError> {
     let mut report = Pruned::default();
-    let client = store.conn()?;
+    // Ids are read on a connection let go of before each write.
     let old: Vec<ItemId> = (store.rows(
-        &client,
+        &store.conn()?,
         "SELECT id FROM stories WHERE seen < $1 ORDER BY seen",
         &[&nanos(cutoff)],
     )?)
@@ -36,7 +36,7 @@ pub(super) fn prune(
     }
     for feed in feeds {
         let extra: Vec<ItemId> = (store.rows(
-            &client,
+            &store.conn()?,
             "SELECT id FROM story_feeds WHERE feed = $1 ORDER BY sort_ms DESC, id DESC OFFSET $2",
             &[feed, &(max_per_feed.min(i64::MAX as usize) as i64)],
         )?)
@@ -116,7 +116,16 @@ fn leave_feed(
 /// The store's invariants: every story's row agrees with its JSON, its
 /// feeds are the ones it lists, no canonical link belongs to two stories.
 pub(super) fn verify(store: &PgStore) -> Result<Verified, StoreError> {
-    let client = store.conn()?;
+    let mut conn = store.conn()?;
+    // One snapshot, whatever other instances write meanwhile.
+    let client = store.block(async {
+        Ok(conn
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?)
+    })?;
     let mut report = Verified::default();
     let mut links: HashMap<String, ItemId> = HashMap::new();
     let mut memberships: HashMap<ItemId, Vec<String>> = HashMap::new();

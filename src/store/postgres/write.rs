@@ -46,6 +46,16 @@ pub(super) struct Write<'a> {
     last_stamp: i64,
     stamped: bool,
     changed: bool,
+    /// When the write lock was taken, for the store's write time.
+    locked: std::time::Instant,
+    /// Comment records and stream entries this write puts, written in
+    /// one statement each at commit; reads look here first.
+    records: HashMap<Vec<u8>, Record>,
+    stream: HashMap<Vec<u8>, (i64, Option<Vec<u8>>, Vec<u8>)>,
+    /// The link keys comments wait for, among the links of the stories
+    /// this write brings, read once: most writes find none and skip the
+    /// per-story look.
+    waiting_for: Option<HashSet<[u8; 16]>>,
 }
 
 impl<'a> Write<'a> {
@@ -60,6 +70,10 @@ impl<'a> Write<'a> {
             last_stamp: last.max(floor),
             stamped: false,
             changed: false,
+            locked: std::time::Instant::now(),
+            records: HashMap::new(),
+            stream: HashMap::new(),
+            waiting_for: None,
         })
     }
 
@@ -82,7 +96,8 @@ impl<'a> Write<'a> {
         self.store.exec(&self.tx, sql, params)
     }
 
-    pub fn commit(self) -> Result<(), StoreError> {
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        self.flush_comments()?;
         if self.stamped {
             self.exec(
                 "UPDATE paddock_meta SET value = $1 WHERE key = 'last_stamp'",
@@ -99,8 +114,10 @@ impl<'a> Write<'a> {
             }
             false => None,
         };
-        let store = self.store;
+        let (store, locked) = (self.store, self.locked);
         store.block(async { Ok(self.tx.commit().await?) })?;
+        let held = locked.elapsed().as_nanos() as u64;
+        store.busy.fetch_add(held, std::sync::atomic::Ordering::Relaxed);
         if let Some(g) = generation {
             store
                 .generation
@@ -171,6 +188,9 @@ impl<'a> Write<'a> {
             return Ok(false);
         };
         let key = link_key(&link);
+        if self.waiting_for.as_ref().is_some_and(|keys| !keys.contains(&key)) {
+            return Ok(false);
+        }
         let rows = self.rows(
             "DELETE FROM waiting WHERE link_key = $1 RETURNING hash, comment",
             &[&&key[..]],
@@ -192,7 +212,7 @@ impl<'a> Write<'a> {
         for i in &joined {
             let (hash, comment, _, time) = &found[*i];
             let time = time.unwrap_or_else(|| comment.published.unwrap_or(item.first_seen));
-            self.put_record(hash, Some(item.id), time, stored)?;
+            self.put_record(hash, Some(item.id), time, stored);
             let entry = RecentComment {
                 comment: comment.clone(),
                 item: Some(item.id),
@@ -215,36 +235,41 @@ impl<'a> Write<'a> {
         Ok(())
     }
 
+    /// Reads which of `links` comments wait for, so that stories with
+    /// none skip the look (see `waiting_for`).
+    pub fn note_waiting(&mut self, links: &[&str]) -> Result<(), StoreError> {
+        let keys: Vec<Vec<u8>> = links.iter().map(|l| link_key(l).to_vec()).collect();
+        let rows = self.rows("SELECT DISTINCT link_key FROM waiting WHERE link_key = ANY($1)", &[&keys])?;
+        let found = rows
+            .iter()
+            .filter_map(|r| r.get::<_, &[u8]>(0).try_into().ok())
+            .collect();
+        self.waiting_for = Some(found);
+        Ok(())
+    }
+
+    /// A comment's record as stored before this write (as on sled, a
+    /// write's own records are not read back).
     fn record(&self, hash: &[u8]) -> Result<Option<Record>, StoreError> {
         let rows = self.rows("SELECT item, time_ms, stored FROM comments WHERE hash = $1", &[&hash])?;
         rows.first().map(Record::of).transpose()
     }
 
-    pub fn put_record(
-        &self,
-        hash: &[u8],
-        item: Option<ItemId>,
-        time: Timestamp,
-        stored: Timestamp,
-    ) -> Result<(), StoreError> {
-        let item = item.map(|id| id.0.to_vec());
-        self.exec(
-            "INSERT INTO comments (hash, item, time_ms, stored) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (hash) DO UPDATE SET item = EXCLUDED.item, time_ms = EXCLUDED.time_ms,
-                 stored = EXCLUDED.stored",
-            &[&hash, &item, &time.timestamp_millis(), &nanos(stored)],
-        )?;
-        Ok(())
+    /// A comment's record, written at commit.
+    pub fn put_record(&mut self, hash: &[u8], item: Option<ItemId>, time: Timestamp, stored: Timestamp) {
+        let record = Record {
+            item,
+            time: ms(time.timestamp_millis()),
+            stored,
+        };
+        self.records.insert(hash.to_vec(), record);
     }
 
+    /// A stream entry, written at commit.
     pub fn put_stream(&mut self, hash: &[u8], time: Timestamp, entry: &RecentComment) -> Result<(), StoreError> {
         let item = entry.item.map(|id| id.0.to_vec());
-        self.exec(
-            "INSERT INTO stream (hash, time_ms, item, entry) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (hash) DO UPDATE SET time_ms = EXCLUDED.time_ms, item = EXCLUDED.item,
-                 entry = EXCLUDED.entry",
-            &[&hash, &time.timestamp_millis(), &item, &serde_json::to_vec(entry)?],
-        )?;
+        let value = (time.timestamp_millis(), item, serde_json::to_vec(entry)?);
+        self.stream.insert(hash.to_vec(), value);
         self.store
             .streamed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -252,15 +277,41 @@ impl<'a> Write<'a> {
         Ok(())
     }
 
-    /// The stored story with this id, or the stored story this link is
-    /// the canonical link of: for comments naming their story.
-    fn stored_id(&self, target: &Target) -> Result<Option<ItemId>, StoreError> {
-        let rows = match target {
-            Target::Item(id) => self.rows("SELECT id FROM stories WHERE id = $1", &[&&id.0[..]])?,
-            Target::Link(link) => self.rows("SELECT id FROM stories WHERE link = $1", &[link])?,
-            Target::Comment(_) => return Ok(None),
-        };
-        rows.first().map(|r| item_id(r, 0)).transpose()
+    /// Writes the records and stream entries put so far, one statement each.
+    fn flush_comments(&mut self) -> Result<(), StoreError> {
+        if !self.records.is_empty() {
+            let (mut hashes, mut items, mut times, mut stored) = (vec![], vec![], vec![], vec![]);
+            for (hash, r) in self.records.drain() {
+                hashes.push(hash);
+                items.push(r.item.map(|id| id.0.to_vec()));
+                times.push(r.time.timestamp_millis());
+                stored.push(nanos(r.stored));
+            }
+            self.exec(
+                "INSERT INTO comments (hash, item, time_ms, stored)
+                 SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::bigint[])
+                 ON CONFLICT (hash) DO UPDATE SET item = EXCLUDED.item, time_ms = EXCLUDED.time_ms,
+                     stored = EXCLUDED.stored",
+                &[&hashes, &items, &times, &stored],
+            )?;
+        }
+        if !self.stream.is_empty() {
+            let (mut hashes, mut times, mut items, mut entries) = (vec![], vec![], vec![], vec![]);
+            for (hash, (time, item, entry)) in self.stream.drain() {
+                hashes.push(hash);
+                times.push(time);
+                items.push(item);
+                entries.push(entry);
+            }
+            self.exec(
+                "INSERT INTO stream (hash, time_ms, item, entry)
+                 SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $4::bytea[])
+                 ON CONFLICT (hash) DO UPDATE SET time_ms = EXCLUDED.time_ms, item = EXCLUDED.item,
+                     entry = EXCLUDED.entry",
+                &[&hashes, &times, &items, &entries],
+            )?;
+        }
+        Ok(())
     }
 
     /// Joins one comments document's comments to their stories: those in
@@ -307,6 +358,39 @@ impl<'a> Write<'a> {
             };
             records.insert(hash, record);
         }
+        // The stored stories the comments name, by id or link, in two reads.
+        let (mut named_ids, mut named_links) = (vec![], vec![]);
+        for t in incoming.iter().flat_map(|ic| &ic.targets) {
+            match t {
+                Target::Item(id) => named_ids.push(id.0.to_vec()),
+                Target::Link(link) => named_links.push(link.as_str()),
+                Target::Comment(_) => {}
+            }
+        }
+        let mut stored_ids = HashSet::new();
+        if !named_ids.is_empty() {
+            for row in self.rows("SELECT id FROM stories WHERE id = ANY($1)", &[&named_ids])? {
+                stored_ids.insert(item_id(&row, 0)?);
+            }
+        }
+        let mut stored_links = HashMap::new();
+        if !named_links.is_empty() {
+            for row in self.rows("SELECT id, link FROM stories WHERE link = ANY($1)", &[&named_links])? {
+                stored_links.insert(row.get::<_, String>(1), item_id(&row, 0)?);
+            }
+        }
+        // A link whose story retention removed still names it (as sled's
+        // link index does): its comments go with it instead of waiting.
+        let mut pruned_links = HashMap::new();
+        if !named_links.is_empty() {
+            let hashes: Vec<i64> = named_links.iter().map(|l| link_hash(l) as i64).collect();
+            for row in self.rows(
+                "SELECT id, link_hash FROM tombstones WHERE link_hash = ANY($1)",
+                &[&hashes],
+            )? {
+                pruned_links.insert(row.get::<_, i64>(1) as u64, item_id(&row, 0)?);
+            }
+        }
 
         for (ic, hash) in incoming.into_iter().zip(hashes) {
             let known = records.get(&hash);
@@ -331,7 +415,10 @@ impl<'a> Write<'a> {
                             .record(&comment_hash(feed, parent))?
                             .and_then(|r| r.item),
                     },
-                    other => self.stored_id(other)?,
+                    Target::Item(id) => stored_ids.contains(id).then_some(*id),
+                    Target::Link(link) => (stored_links.get(link))
+                        .or_else(|| pruned_links.get(&link_hash(link)))
+                        .copied(),
                 })
             })?;
             match target {
@@ -373,7 +460,7 @@ impl<'a> Write<'a> {
             if known.is_some() && item.is_none() {
                 continue;
             }
-            self.put_record(&hash, item, time, stored_here)?;
+            self.put_record(&hash, item, time, stored_here);
             let entry = RecentComment {
                 comment: ic.comment,
                 item,
@@ -481,6 +568,9 @@ pub(super) fn record_poll(
             }
         }
 
+        if !links.is_empty() {
+            w.note_waiting(&links)?;
+        }
         let mut stories = Pending::default();
         let mut report = IngestReport::default();
         for c in candidates {
