@@ -4,7 +4,8 @@
 # PostgreSQL refuses to run as root, so as root the cluster runs as the
 # `postgres` user. Trust authentication, loopback only: for tests alone.
 set -euo pipefail
-port="${1:-55432}"
+# A free port unless one is given.
+port="${1:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 dir="$(mktemp -d /tmp/paddock-pg.XXXXXX)"
 as=()
