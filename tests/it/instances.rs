@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{FixtureServer, TestEnv, client};
 
-const FEEDS: usize = 150;
+const FEEDS: usize = 300;
 const INTERVAL: Duration = Duration::from_secs(4);
 const LEASE: Duration = Duration::from_secs(3);
 
