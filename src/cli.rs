@@ -78,6 +78,24 @@ pub enum Command {
         #[command(subcommand)]
         action: StoreAction,
     },
+    /// Keep and block rules
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesAction {
+    /// Print which rule drops which stored story, and a count per rule
+    Test {
+        /// Only this feed's stories
+        #[arg(long, value_name = "ID")]
+        feed: Option<String>,
+        /// Only this rule (1 for the first [[rule]] in the file)
+        #[arg(long, value_name = "N")]
+        rule: Option<usize>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,6 +159,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Store {
             action: StoreAction::Copy { to, from },
         } => store_copy(&path, &to, from),
+        Command::Rules {
+            action: RulesAction::Test { feed, rule },
+        } => rules_test(&path, feed.as_deref(), rule),
         Command::Opml {
             action: OpmlAction::Import { file },
         } => {
@@ -180,6 +201,61 @@ fn check(path: &Path, store: bool) -> anyhow::Result<()> {
         config.feeds.iter().filter(|f| f.enabled).count(),
         config.groups().len()
     );
+    Ok(())
+}
+
+fn rules_test(path: &Path, feed: Option<&str>, only: Option<usize>) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let file = path.display();
+    if config.rules.is_empty() {
+        println!("{file} has no [[rule]]: every stored story is in the outputs");
+        return Ok(());
+    }
+    if let Some(n) = only
+        && !(1..=config.rules.0.len()).contains(&n)
+    {
+        anyhow::bail!("there is no rule {n}: {file} has {} rules, numbered from 1", config.rules.0.len());
+    }
+    if let Some(id) = feed
+        && config.feed(id).is_none()
+    {
+        anyhow::bail!("no feed with id {id:?}");
+    }
+    let store = store::open_configured(&config.storage)?;
+    let now = chrono::Utc::now();
+    let rules = &config.rules.0;
+    let tally = query::rule_tally(store.as_ref(), &config, feed, now, &mut |item, dropping| {
+        let Some(i) = dropping.filter(|i| only.is_none_or(|n| n == i + 1)) else {
+            return;
+        };
+        let action = match rules[i].action {
+            crate::rules::Action::Block => "block",
+            crate::rules::Action::Keep => "keep ",
+        };
+        println!("{file}:{}  {action}  {}  {}", rules[i].line, item.feed, item.title);
+    })?;
+    for (i, r) in rules.iter().enumerate() {
+        if only.is_some_and(|n| n != i + 1) {
+            continue;
+        }
+        let action = match r.action {
+            crate::rules::Action::Block => "block",
+            crate::rules::Action::Keep => "keep",
+        };
+        let warning = tally.warning(i).map(|w| format!("; warning: {w}")).unwrap_or_default();
+        println!(
+            "rule {} ({file}:{}, {action}): drops {} of {} stories in its scope{warning}",
+            i + 1,
+            r.line,
+            tally.dropped[i],
+            tally.in_scope[i]
+        );
+    }
+    let dropped: usize = match only {
+        Some(n) => tally.dropped[n - 1],
+        None => tally.dropped.iter().sum(),
+    };
+    println!("{dropped} of {} stored stories dropped", tally.stories);
     Ok(())
 }
 

@@ -11,6 +11,8 @@ use std::time::Duration;
 use toml::Spanned;
 use url::Url;
 
+use crate::rules::{Action, Field, MAX_COMPILED, MAX_PATTERN, MAX_RULES, Rule, Rules};
+
 /// Largest `?limit=` any output accepts, and the ceiling for `[output].items`.
 pub const MAX_LIMIT: usize = 1000;
 
@@ -45,6 +47,8 @@ pub struct Config {
     pub poll: PollConfig,
     pub output: OutputConfig,
     pub feeds: Vec<FeedConfig>,
+    /// `[[rule]]` tables: what the outputs leave out (see `rules`).
+    pub rules: Rules,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -215,7 +219,7 @@ impl Config {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        validate(raw, &dir, file).map_err(|(span, msg)| at(span, msg))
+        validate(raw, &dir, file, text).map_err(|(span, msg)| at(span, msg))
     }
 
     pub fn feed(&self, id: &str) -> Option<&FeedConfig> {
@@ -249,7 +253,7 @@ type Invalid = (Range<usize>, String);
 /// The shortest `[poll].lease`: it is renewed every third of it.
 const MIN_LEASE: Duration = Duration::from_secs(1);
 
-fn validate(raw: raw::File, dir: &Path, file: &Path) -> Result<Config, Invalid> {
+fn validate(raw: raw::File, dir: &Path, file: &Path, text: &str) -> Result<Config, Invalid> {
     let server = raw.server.unwrap_or_default();
     let storage = raw.storage.unwrap_or_default();
     let poll = raw.poll.unwrap_or_default();
@@ -398,8 +402,102 @@ fn validate(raw: raw::File, dir: &Path, file: &Path) -> Result<Config, Invalid> 
         storage: storage_cfg,
         poll: poll_cfg,
         output: output_cfg,
+        rules: rules(raw.rule, &feeds, text)?,
         feeds,
     })
+}
+
+/// The `[[rule]]` tables, compiled: each pattern once, each scope resolved
+/// to the feeds it covers.
+fn rules(raw: Vec<raw::Rule>, feeds: &[FeedConfig], text: &str) -> Result<Rules, Invalid> {
+    if let Some(extra) = raw.get(MAX_RULES) {
+        return Err((
+            extra.action.span(),
+            format!("at most {MAX_RULES} [[rule]] tables; this is one more"),
+        ));
+    }
+    let mut rules = Vec::with_capacity(raw.len());
+    for r in raw {
+        let action = match r.action.get_ref().as_str() {
+            "block" => Action::Block,
+            "keep" => Action::Keep,
+            other => {
+                return Err((
+                    r.action.span(),
+                    format!("`action` must be \"block\" or \"keep\", not {other:?}"),
+                ));
+            }
+        };
+        let given = [&r.title, &r.content, &r.author, &r.category, &r.url, &r.any];
+        let mut patterns = Vec::new();
+        for ((name, field), pattern) in Field::ALL.iter().zip(given) {
+            let Some(pattern) = pattern else { continue };
+            patterns.push((*field, compile(name, pattern)?));
+        }
+        let mut scope = None::<HashSet<String>>;
+        let mut scope_feeds = Vec::new();
+        for f in r.feeds.unwrap_or_default() {
+            if !feeds.iter().any(|c| &c.id == f.get_ref()) {
+                return Err((f.span(), format!("no feed has the id {:?}", f.get_ref())));
+            }
+            scope.get_or_insert_with(HashSet::new).insert(f.get_ref().clone());
+            scope_feeds.push(f.into_inner());
+        }
+        let mut scope_groups = Vec::new();
+        for g in r.groups.unwrap_or_default() {
+            let members: Vec<&FeedConfig> = (feeds.iter())
+                .filter(|c| c.groups.contains(g.get_ref()))
+                .collect();
+            if members.is_empty() {
+                return Err((g.span(), format!("no feed is in the group {:?}", g.get_ref())));
+            }
+            let set = scope.get_or_insert_with(HashSet::new);
+            set.extend(members.iter().map(|c| c.id.clone()));
+            scope_groups.push(g.into_inner());
+        }
+        let older_than = match &r.older_than {
+            Some(_) => Some(duration(&r.older_than, "", MAX_AGE)?),
+            None => None,
+        };
+        rules.push(Rule {
+            action,
+            line: line_col(text, r.action.span().start).0,
+            patterns,
+            feeds: scope_feeds,
+            groups: scope_groups,
+            scope,
+            older_than,
+        });
+    }
+    Ok(Rules(rules))
+}
+
+/// A rule's pattern, compiled with the `regex` crate (linear time on any
+/// input), within [`MAX_PATTERN`] bytes and [`MAX_COMPILED`] compiled.
+fn compile(key: &str, pattern: &Spanned<String>) -> Result<regex::Regex, Invalid> {
+    let text = pattern.get_ref();
+    if text.len() > MAX_PATTERN {
+        return Err((
+            pattern.span(),
+            format!("`{key}` is {} bytes long; a pattern may be at most {MAX_PATTERN}", text.len()),
+        ));
+    }
+    regex::RegexBuilder::new(text)
+        .size_limit(MAX_COMPILED)
+        .dfa_size_limit(MAX_COMPILED)
+        .build()
+        .map_err(|e| {
+            let why = match e {
+                regex::Error::CompiledTooBig(limit) => format!(
+                    "`{key}` compiles to more than {limit} bytes; make the pattern smaller (fewer repetitions, fewer alternatives)"
+                ),
+                other => format!(
+                    "`{key}` is not a regular expression: {}",
+                    other.to_string().lines().last().unwrap_or("").trim()
+                ),
+            };
+            (pattern.span(), why)
+        })
 }
 
 /// A `[storage].url`: a PostgreSQL URL the driver can read. The message
@@ -533,6 +631,23 @@ mod raw {
         pub output: Option<Output>,
         #[serde(default)]
         pub feed: Vec<Feed>,
+        #[serde(default)]
+        pub rule: Vec<Rule>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Rule {
+        pub action: Spanned<String>,
+        pub title: Option<Spanned<String>>,
+        pub content: Option<Spanned<String>>,
+        pub author: Option<Spanned<String>>,
+        pub category: Option<Spanned<String>>,
+        pub url: Option<Spanned<String>>,
+        pub any: Option<Spanned<String>>,
+        pub feeds: Option<Vec<Spanned<String>>>,
+        pub groups: Option<Vec<Spanned<String>>>,
+        pub older_than: Option<Spanned<String>>,
     }
 
     #[derive(Deserialize, Default)]
@@ -753,6 +868,42 @@ mod tests {
                 "feeds.toml:2:9:",
                 "at least",
             ),
+            // Rules: a pattern, an action, a scope, each at its place.
+            (
+                "[[feed]]\nid = \"a\"\nurl = \"a.rss\"\n[[rule]]\naction = \"block\"\ntitle = \"(unclosed\"\n",
+                "feeds.toml:6:9:",
+                "`title` is not a regular expression: error: unclosed group",
+            ),
+            (
+                "[[rule]]\naction = \"drop\"\n",
+                "feeds.toml:2:10:",
+                "must be \"block\" or \"keep\"",
+            ),
+            (
+                "[[feed]]\nid = \"a\"\nurl = \"a.rss\"\n[[rule]]\naction = \"keep\"\nany = \"x\"\nfeeds = [\"a\", \"nope\"]\n",
+                "feeds.toml:7:15:",
+                "no feed has the id \"nope\"",
+            ),
+            (
+                "[[feed]]\nid = \"a\"\nurl = \"a.rss\"\n[[rule]]\naction = \"keep\"\ngroups = [\"nope\"]\n",
+                "feeds.toml:6:11:",
+                "no feed is in the group \"nope\"",
+            ),
+            (
+                "[[rule]]\naction = \"block\"\ncontent = \"\\\\w{1000}\"\n",
+                "feeds.toml:3:11:",
+                "compiles to more than",
+            ),
+            (
+                "[[rule]]\naction = \"block\"\nolder_than = \"soon\"\n",
+                "feeds.toml:3:14:",
+                "is not a duration",
+            ),
+            (
+                "[[rule]]\naction = \"block\"\nauthor = \"x\"\nwhen = 1\n",
+                "feeds.toml:",
+                "unknown field `when`",
+            ),
         ];
         for (text, location, words) in cases {
             let e = err(text);
@@ -764,4 +915,20 @@ mod tests {
             assert!(!e.contains("hunter2"), "{e:?} shows a password");
         }
     }
+
+    #[test]
+    fn rules_have_a_count_and_a_pattern_length_limit() {
+        let rule = "[[rule]]\naction = \"block\"\ntitle = \"x\"\n";
+        let many = rule.repeat(crate::rules::MAX_RULES);
+        let c = Config::parse(&many, Path::new("feeds.toml")).unwrap();
+        assert_eq!(c.rules.0.len(), crate::rules::MAX_RULES);
+        assert_eq!(c.rules.0[1].line, 5, "a rule knows the line of its action");
+        let e = err(&format!("{many}{rule}"));
+        assert!(e.starts_with(&format!("feeds.toml:{}:10:", 3 * crate::rules::MAX_RULES + 2)), "{e}");
+        assert!(e.contains("at most 200 [[rule]]"), "{e}");
+        let long = format!("[[rule]]\naction = \"block\"\ntitle = \"{}\"\n", "a".repeat(1001));
+        let e = err(&long);
+        assert!(e.starts_with("feeds.toml:3:9:") && e.contains("at most 1000"), "{e}");
+    }
+
 }

@@ -34,6 +34,7 @@ pub mod parse;
 pub mod poller;
 pub mod query;
 pub mod render;
+pub mod rules;
 pub mod server;
 pub mod store;
 pub mod stories;

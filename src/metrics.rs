@@ -41,8 +41,26 @@ pub struct FeedLabels {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    /// 1-based, in the order written.
+    pub rule: String,
+    /// The line of the config file its `action` key is on.
+    pub line: String,
+    pub action: &'static str,
+}
+
+/// What one rule drops now, for [`Metrics::render`].
+pub struct RuleCount {
+    pub rule: usize,
+    pub line: usize,
+    pub action: &'static str,
+    pub dropped: usize,
+}
+
 pub struct Metrics {
     registry: Registry,
+    rule_dropped: Family<RuleLabels, Gauge>,
     polls: Family<PollLabels, Counter>,
     fetch_seconds: Histogram,
     stored: Family<StoredLabels, Counter>,
@@ -99,8 +117,15 @@ impl Default for Metrics {
             "Time spent writing to the store; writes are serialized, so a rate near 1 means the store limits polling",
             store_write.clone(),
         );
+        let rule_dropped = Family::<RuleLabels, Gauge>::default();
+        registry.register(
+            "rule_dropped_stories",
+            "Stored stories each keep/block rule leaves out of the outputs now",
+            rule_dropped.clone(),
+        );
         Metrics {
             registry,
+            rule_dropped,
             store_write,
             polls,
             fetch_seconds,
@@ -148,8 +173,18 @@ impl Metrics {
         &self,
         feeds: impl Iterator<Item = (&'a str, FeedState)>,
         store_write: Duration,
+        rules: &[RuleCount],
     ) -> String {
         let _one_at_a_time = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        self.rule_dropped.clear();
+        for r in rules {
+            let labels = RuleLabels {
+                rule: r.rule.to_string(),
+                line: r.line.to_string(),
+                action: r.action,
+            };
+            self.rule_dropped.get_or_create(&labels).set(r.dropped as i64);
+        }
         let behind = store_write.as_secs_f64() - self.store_write.get();
         if behind > 0.0 {
             self.store_write.inc_by(behind);

@@ -112,6 +112,48 @@ pub fn since(raw: Option<&str>, now: Timestamp) -> Result<Timestamp, ReadError> 
     }
 }
 
+/// Walks the stored stories (all, or one feed's) and counts what the
+/// rules do to them at `now`; `each` sees every story with the index of
+/// the rule that drops it, if any.
+pub fn rule_tally(
+    store: &Store,
+    config: &Config,
+    feed: Option<&str>,
+    now: Timestamp,
+    each: &mut dyn FnMut(&Item, Option<usize>),
+) -> Result<crate::rules::Tally, StoreError> {
+    let tally = std::cell::RefCell::new(crate::rules::Tally::new(&config.rules));
+    let each = std::cell::RefCell::new(each);
+    // Nothing is kept: the walk only visits.
+    let visit = |item: &Item| {
+        let dropping = tally.borrow_mut().count(&config.rules, item, now);
+        (each.borrow_mut())(item, dropping);
+        false
+    };
+    match feed {
+        Some(feed) => store.latest_in_feed(feed, usize::MAX, &visit)?,
+        None => store.latest(usize::MAX, &visit)?,
+    };
+    Ok(tally.into_inner())
+}
+
+/// Whether a recent comment stays in the outputs: the rules leave out the
+/// comments of the stories they leave out (a comment still waiting for its
+/// story stays).
+pub fn comment_kept<'a>(
+    store: &'a Store,
+    config: &'a Config,
+    now: Timestamp,
+) -> impl Fn(&RecentComment) -> bool + 'a {
+    move |c: &RecentComment| match c.item {
+        Some(id) if !config.rules.is_empty() => match store.item(&id) {
+            Ok(Some(item)) => config.rules.keeps(&item, now),
+            _ => true,
+        },
+        _ => true,
+    }
+}
+
 /// The feeds of a group, or an error naming the unknown group.
 pub fn group_members<'c>(config: &'c Config, group: &str) -> Result<Vec<&'c str>, ReadError> {
     let members: Vec<&str> = config
@@ -149,10 +191,12 @@ pub fn digest_json(
         Some(g) => Some(group_members(config, g)?),
         None => None,
     };
+    let now = chrono::Utc::now();
     let in_scope = |item: &Item| {
         members
             .as_ref()
             .is_none_or(|m| item.feeds().any(|f| m.contains(&f)))
+            && config.rules.keeps(item, now)
     };
     let (items, more) = store.first_seen_between(since, until.max(since), limit, &in_scope)?;
     // Comments by when they were stored, like stories: a backdated comment
@@ -162,14 +206,16 @@ pub fn digest_json(
             .or(c.comment.published)
             .is_none_or(|t| t >= since && t < until)
     };
-    let in_group = |c: &RecentComment| match (&members, c.item) {
-        (None, _) => true,
-        (Some(m), Some(id)) => store
-            .item(&id)
-            .ok()
-            .flatten()
-            .is_some_and(|i| i.feeds().any(|f| m.contains(&f))),
-        (Some(_), None) => false,
+    let in_group = |c: &RecentComment| match c.item {
+        None => members.is_none(),
+        Some(_) if members.is_none() && config.rules.is_empty() => true,
+        Some(id) => match store.item(&id).ok().flatten() {
+            Some(i) => {
+                members.as_ref().is_none_or(|m| i.feeds().any(|f| m.contains(&f)))
+                    && config.rules.keeps(&i, now)
+            }
+            None => members.is_none(),
+        },
     };
     let comments = store.recent_comments(DIGEST_COMMENTS, &|c| in_window(c) && in_group(c))?;
     let states = feed_states(store, config);

@@ -1,5 +1,5 @@
 //! Operators' routes: feed status, OPML, metrics, and the admin routes
-//! (reload, refresh) behind a bearer token.
+//! (reload, refresh) behind a bearer token. (`/api/rules` is in `rules`.)
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -131,9 +131,26 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
         let ids: Vec<&str> = config.feeds.iter().map(|f| f.id.as_str()).collect();
         let states = state.store.feed_states(&ids)?;
         let states: Vec<_> = ids.into_iter().zip(states).collect();
+        let rules = match config.rules.is_empty() {
+            true => Vec::new(),
+            false => {
+                let tally = super::rules::tally(&state, &config)?;
+                (config.rules.0.iter().enumerate())
+                    .map(|(i, r)| crate::metrics::RuleCount {
+                        rule: i + 1,
+                        line: r.line,
+                        action: match r.action {
+                            crate::rules::Action::Block => "block",
+                            crate::rules::Action::Keep => "keep",
+                        },
+                        dropped: tally.dropped[i],
+                    })
+                    .collect()
+            }
+        };
         Ok(state
             .metrics
-            .render(states.into_iter(), state.store.write_time()))
+            .render(states.into_iter(), state.store.write_time(), &rules))
     })
     .await?;
     Ok((

@@ -124,16 +124,16 @@ fn render(
     format: Format,
     limit: usize,
 ) -> Result<Rendered, ApiError> {
+    // The rules leave stories out as they are read, so `limit` still
+    // counts stories the output carries.
+    let now = chrono::Utc::now();
+    let kept = |i: &Item| config.rules.keeps(i, now);
     let (items, title) = match scope {
-        Scope::All => (
-            state.store.latest(limit, &|_| true)?,
-            config.server.title.clone(),
-        ),
+        Scope::All => (state.store.latest(limit, &kept)?, config.server.title.clone()),
         Scope::Group(g) => {
             let members = group_members(config, g)?;
-            let items = state
-                .store
-                .latest(limit, &|i: &Item| i.feeds().any(|f| members.contains(&f)))?;
+            let in_group = |i: &Item| i.feeds().any(|f| members.contains(&f)) && kept(i);
+            let items = state.store.latest(limit, &in_group)?;
             (items, format!("{}: {g}", config.server.title))
         }
         Scope::Feed(id) => {
@@ -148,7 +148,7 @@ fn render(
                     .title
                     .unwrap_or_else(|| id.clone()),
             };
-            (state.store.latest_in_feed(id, limit)?, title)
+            (state.store.latest_in_feed(id, limit, &kept)?, title)
         }
     };
     let channel = Channel {

@@ -11,6 +11,7 @@ mod feeds;
 pub mod listen;
 mod recent_comments;
 mod river;
+mod rules;
 
 pub use control::{Control, Refreshing};
 pub use error::ApiError;
@@ -50,6 +51,8 @@ pub struct Shared {
     pub control: Option<mpsc::Sender<Control>>,
     /// The last reload's error, until a good config arrives.
     pub status: Arc<ArcSwapOption<String>>,
+    /// What the rules drop, as last counted.
+    pub tallies: Arc<rules::Tallies>,
 }
 
 impl std::ops::Deref for AppState {
@@ -69,6 +72,7 @@ impl AppState {
             metrics: Arc::default(),
             control: None,
             status: Arc::default(),
+            tallies: Arc::default(),
         }))
     }
 
@@ -90,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .merge(recent_comments::router())
         .merge(digest::router())
         .merge(api::router())
+        .merge(rules::router())
         .merge(river::router());
     serve_routes(routes, state)
 }
@@ -191,7 +196,7 @@ mod tests {
         assert!(body["error"].as_str().unwrap().contains("log"), "{body}");
         // The app still answers, and the 500 was counted.
         assert_eq!(app.oneshot(request()).await.unwrap().status(), 500);
-        let metrics = state.metrics.render(std::iter::empty(), Duration::ZERO);
+        let metrics = state.metrics.render(std::iter::empty(), Duration::ZERO, &[]);
         assert!(metrics.contains("/boom"), "{metrics}");
     }
 }

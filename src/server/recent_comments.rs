@@ -45,7 +45,9 @@ async fn recent(
 
 fn recent_now(state: &AppState, limit: usize) -> Result<Json<Recent>, ApiError> {
     let mut comments = Vec::new();
-    for rc in state.store.recent_comments(limit, &|_| true)? {
+    let config = state.config.load_full();
+    let kept = crate::query::comment_kept(state.store.as_ref(), &config, chrono::Utc::now());
+    for rc in state.store.recent_comments(limit, &kept)? {
         let item = match rc.item {
             Some(id) => state.store.item(&id)?,
             None => None,

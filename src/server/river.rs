@@ -54,10 +54,12 @@ fn page_now(state: &AppState, query: &HashMap<String, String>) -> Result<Respons
         None => None,
     };
     let cursor = query.get("before").map(String::as_str);
+    let now = chrono::Utc::now();
     let in_scope = |item: &Item| {
         members
             .as_ref()
             .is_none_or(|m| item.feeds().any(|f| m.contains(&f)))
+            && config.rules.keeps(item, now)
     };
     let (items, next) = match state.store.page(cursor, PAGE, &in_scope) {
         Err(StoreError::Cursor) => {
@@ -69,7 +71,8 @@ fn page_now(state: &AppState, query: &HashMap<String, String>) -> Result<Respons
         page => page?,
     };
     let mut recent = Vec::new();
-    for rc in state.store.recent_comments(RECENT, &|_| true)? {
+    let kept = crate::query::comment_kept(state.store.as_ref(), &config, now);
+    for rc in state.store.recent_comments(RECENT, &kept)? {
         let title = match rc.item {
             Some(id) => state.store.item(&id)?.map(|i| i.title),
             None => None,

@@ -209,8 +209,14 @@ pub trait Storage: Send + Sync {
     /// at most `limit`.
     fn latest(&self, limit: usize, keep: &dyn Fn(&Item) -> bool) -> Result<Vec<Item>, StoreError>;
 
-    /// One feed's stories (owned or also carried), newest first.
-    fn latest_in_feed(&self, feed: &str, limit: usize) -> Result<Vec<Item>, StoreError>;
+    /// One feed's stories (owned or also carried), newest first, skipping
+    /// those `keep` rejects, at most `limit`.
+    fn latest_in_feed(
+        &self,
+        feed: &str,
+        limit: usize,
+        keep: &dyn Fn(&Item) -> bool,
+    ) -> Result<Vec<Item>, StoreError>;
 
     /// How many stories a feed carries.
     fn count_in_feed(&self, feed: &str) -> usize;

@@ -313,7 +313,7 @@ fn shared_links_retention_and_tombstones_hold_across_a_restart(b: Backend) {
         assert_eq!(one.also_in, ["b"]);
         assert_eq!(store.count_in_feed("a"), 3);
         assert_eq!(store.count_in_feed("b"), 2, "story 1 is also in b");
-        let b_ids: Vec<_> = (store.latest_in_feed("b", 10).unwrap().iter()).map(|i| i.id).collect();
+        let b_ids: Vec<_> = (store.latest_in_feed("b", 10, &|_| true).unwrap().iter()).map(|i| i.id).collect();
         assert_eq!(b_ids, [ItemId([1; 16]), ItemId([12; 16])]);
     };
     check(&*store);

@@ -513,13 +513,20 @@ impl super::Storage for PgStore {
         Ok(out)
     }
 
-    fn latest_in_feed(&self, feed: &str, limit: usize) -> Result<Vec<Item>, StoreError> {
+    fn latest_in_feed(
+        &self,
+        feed: &str,
+        limit: usize,
+        keep: &dyn Fn(&Item) -> bool,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::with_capacity(limit.min(1024));
         if limit == 0 {
             return Ok(out);
         }
         self.walk_newest(Some(feed), None, |_, item| {
-            out.push(item);
+            if keep(&item) {
+                out.push(item);
+            }
             out.len() < limit
         })?;
         Ok(out)

@@ -615,8 +615,14 @@ impl SledStore {
         Ok((out, last.filter(|_| more)))
     }
 
-    /// One feed's stories (owned or also carried), newest first.
-    pub fn latest_in_feed(&self, feed: &str, limit: usize) -> Result<Vec<Item>, StoreError> {
+    /// One feed's stories (owned or also carried), newest first, those
+    /// `keep` accepts.
+    pub fn latest_in_feed(
+        &self,
+        feed: &str,
+        limit: usize,
+        keep: &dyn Fn(&Item) -> bool,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::with_capacity(limit.min(1024));
         if limit == 0 {
             return Ok(out);
@@ -627,7 +633,9 @@ impl SledStore {
                 None => Vec::new(),
             },
             |_, item| {
-                out.push(item);
+                if keep(&item) {
+                    out.push(item);
+                }
                 out.len() < limit
             },
         )?;
@@ -897,8 +905,13 @@ impl super::Storage for SledStore {
         self.latest(limit, keep)
     }
 
-    fn latest_in_feed(&self, feed: &str, limit: usize) -> Result<Vec<Item>, StoreError> {
-        self.latest_in_feed(feed, limit)
+    fn latest_in_feed(
+        &self,
+        feed: &str,
+        limit: usize,
+        keep: &dyn Fn(&Item) -> bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        self.latest_in_feed(feed, limit, keep)
     }
 
     fn count_in_feed(&self, feed: &str) -> usize {
