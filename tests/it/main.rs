@@ -15,6 +15,7 @@ mod pipeline;
 mod postgres_pass;
 mod props;
 mod readers;
+mod rules;
 mod server;
 mod status_and_admin;
 mod store_copy;
