@@ -8,6 +8,8 @@
 //! tests), the ingest, re-poll and serving run on PostgreSQL too, and 1, 2
 //! and 3 `paddock serve` share the corpus's first round on one database.
 //!
+//! The sled phases run with `--rules N` keep/block rules (default 20).
+//!
 //! Options: `--feeds N` (default 1000), `--big N` (feeds for the 100k
 //! phase, default 3000), `--seconds S` (each serving run, default 5),
 //! `--ingest-only` (stop after the re-poll, e.g. under a profiler).
@@ -142,7 +144,32 @@ async fn corpus_server(sites: usize, per_site: usize) -> (String, Vec<corpus::Si
 }
 
 fn config_for(dir: &Path, base: &str, sites: &[corpus::Site]) -> Config {
-    config_with(dir, base, sites, "feeds.toml", "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"data\"\n")
+    let config = config_with(dir, base, sites, "feeds.toml", "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"data\"\n");
+    // Keep/block rules (`--rules N`, 20 by default), asked of every story
+    // an output renders.
+    let mut text = std::fs::read_to_string(&config.file).unwrap();
+    text.push_str(&rules(arg("--rules", 20) as usize, sites));
+    std::fs::write(&config.file, text).unwrap();
+    Config::load(&config.file).unwrap()
+}
+
+/// `n` rules of every kind that drop few or no corpus stories: block
+/// rules on each field, keep rules scoped to a few feeds, `older_than`.
+fn rules(n: usize, sites: &[corpus::Site]) -> String {
+    let fields = ["title", "content", "author", "category", "url", "any"];
+    (0..n)
+        .map(|i| match i % 4 {
+            0 | 1 => format!(
+                "[[rule]]\naction = \"block\"\n{} = \"(?i)\\\\b(sponsored|deal of the day|giveaway {i})\\\\b\"\n",
+                fields[i % fields.len()]
+            ),
+            2 => format!(
+                "[[rule]]\naction = \"keep\"\nany = \".\"\nfeeds = [\"{}\"]\n",
+                sites[i % sites.len()].id
+            ),
+            _ => "[[rule]]\naction = \"block\"\nolder_than = \"3650d\"\n".to_string(),
+        })
+        .collect()
 }
 
 /// A config of the corpus's feeds after `head` (the `[server]` and

@@ -159,6 +159,16 @@ pub struct RenderCache {
 }
 
 impl RenderCache {
+    /// The cached output for `key` if it was rendered at `generation`:
+    /// what most requests find, answered without leaving the runtime
+    /// thread.
+    pub fn peek(&self, key: &str, generation: u64) -> Option<Arc<Rendered>> {
+        match self.lock().get(key) {
+            Some((g, hit)) if *g == generation => Some(hit.clone()),
+            _ => None,
+        }
+    }
+
     /// The cached output for `key` if it was rendered at `generation`,
     /// else a fresh one from `render`. When `render` fails (the store
     /// cannot be read: a full or failing disk), an older rendering of the

@@ -108,6 +108,9 @@ async fn merged(
     // A reload counts the config's version up, so it keys new entries.
     let key = format!("{}/{}?{limit}", config.version, scope.path(format));
     let generation = state.store.generation();
+    if let Some(hit) = state.cache.peek(&key, generation) {
+        return Ok(respond(&headers, &hit));
+    }
     let rendered = super::blocking(move || {
         state.cache.get_or_render(&key, generation, || {
             render(&state, &config, &scope, format, limit)
