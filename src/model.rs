@@ -264,6 +264,21 @@ pub struct Item {
     /// Distinct comments Paddock has joined to this story.
     #[serde(default)]
     pub comments_seen: u32,
+    /// The comment count each time it changed, oldest first, at most
+    /// `stories::HISTORY_MAX` points (see `stories::note_count`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comment_history: Vec<CountPoint>,
+}
+
+/// A story's comment count at one time, and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountPoint {
+    #[serde(rename = "t")]
+    pub at: Timestamp,
+    #[serde(rename = "n")]
+    pub count: u32,
+    #[serde(rename = "s")]
+    pub source: CountSource,
 }
 
 impl Item {
@@ -290,6 +305,14 @@ impl Item {
             last_changed: now,
             categories: e.categories,
             image: e.image,
+            comment_history: match (comments.count, comments.source) {
+                (Some(count), Some(source)) => vec![CountPoint {
+                    at: now,
+                    count,
+                    source,
+                }],
+                _ => Vec::new(),
+            },
             comments,
             recent_comments: Vec::new(),
             comments_seen: 0,

@@ -9,7 +9,9 @@
 //! story that arrives with that link, unless one of its other ways to its
 //! story found it meanwhile.
 
-use crate::model::{Comment, CommentInfo, CommentSource, CountSource, Item, ItemId, Target};
+use crate::model::{
+    Comment, CommentInfo, CommentSource, CountPoint, CountSource, Item, ItemId, Target, Timestamp,
+};
 
 /// Whether a feed whose site is `site` is the story's own site: the
 /// story's link is on the same host, `www.` aside.
@@ -179,6 +181,71 @@ pub fn find_story<E>(
     Ok(None)
 }
 
+/// Most points of a story's comment history kept: the oldest goes first.
+pub const HISTORY_MAX: usize = 200;
+
+/// Records the story's comment count in its history when it differs from
+/// the last point (a count that went down is kept as it is). Called for
+/// every story a write changes, with the write's time.
+pub fn note_count(item: &mut Item, now: Timestamp) {
+    let (Some(count), Some(source)) = (item.comments.count, item.comments.source) else {
+        return;
+    };
+    let last = item.comment_history.last();
+    if last.is_some_and(|p| p.count == count && p.source == source) {
+        return;
+    }
+    item.comment_history.push(CountPoint { at: now, count, source });
+    if item.comment_history.len() > HISTORY_MAX {
+        item.comment_history.remove(0);
+    }
+}
+
+/// How a story's conversation grew in a window (see [`heat`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Heat {
+    /// Comments gained in the window.
+    pub gained: u32,
+    /// The gains weighted by how recent they are.
+    pub heat: f64,
+    /// When the oldest gain in the window was seen.
+    pub since: Option<Timestamp>,
+    /// The count comes from the site-wide comments feed alone: a lower
+    /// bound, and so are the gains.
+    pub lower_bound: bool,
+}
+
+/// A story's heat at `now`: each rise of its count in the last `window`
+/// (from one history point to the next, both from the same source) weighs
+/// `1 - age / window`, so a gain this minute counts fully and one a window
+/// ago not at all. The first point is where counting starts: a story
+/// first seen with 300 comments has gained none. A count that goes down
+/// gains nothing, and a change of source (the site feed's lower bound
+/// giving way to the story's own count) starts counting again from the
+/// new source's first point.
+pub fn heat(history: &[CountPoint], window: std::time::Duration, now: Timestamp) -> Heat {
+    let mut h = Heat {
+        lower_bound: history.last().is_some_and(|p| p.source == CountSource::SiteFeed),
+        ..Heat::default()
+    };
+    let window_s = window.as_secs_f64();
+    for pair in history.windows(2) {
+        let (before, after) = (pair[0], pair[1]);
+        let age = (now - after.at).to_std().map_or(0.0, |d| d.as_secs_f64());
+        if age >= window_s || after.at > now || before.source != after.source {
+            continue;
+        }
+        let gain = after.count.saturating_sub(before.count);
+        if gain == 0 {
+            continue;
+        }
+        h.gained += gain;
+        h.heat += gain as f64 * (1.0 - age / window_s);
+        h.since = Some(h.since.map_or(after.at, |s: Timestamp| s.min(after.at)));
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -213,6 +280,7 @@ mod tests {
             comments: CommentInfo::default(),
             recent_comments: Vec::new(),
             comments_seen: 0,
+            comment_history: Vec::new(),
         }
     }
 
@@ -397,4 +465,77 @@ mod tests {
         assert_eq!(find(&ways, &joined), Some(story_id));
         assert_eq!(find(&[Target::Comment("unknown".into())], &joined), None);
     }
+
+    fn point(hours_ago: i64, count: u32, source: CountSource, now: Timestamp) -> CountPoint {
+        CountPoint {
+            at: now - chrono::Duration::hours(hours_ago),
+            count,
+            source,
+        }
+    }
+
+    #[test]
+    fn heat_weighs_recent_gains_and_counts_none_from_the_first_point() {
+        let now = at(12);
+        let day = std::time::Duration::from_secs(86400);
+        let feed = CountSource::Feed;
+        // First seen with 300: nothing gained.
+        assert_eq!(heat(&[point(1, 300, feed, now)], day, now).gained, 0);
+        // 40 -> 52 six hours ago -> 60 now; a gain 30 hours ago is out.
+        let h = heat(
+            &[point(30, 10, feed, now), point(29, 40, feed, now), point(6, 52, feed, now), point(0, 60, feed, now)],
+            day,
+            now,
+        );
+        assert_eq!(h.gained, 20);
+        assert!((h.heat - (12.0 * 0.75 + 8.0)).abs() < 1e-9, "{h:?}");
+        assert_eq!(h.since, Some(now - chrono::Duration::hours(6)));
+        // Deleted comments are no negative gain; a source change is a new start.
+        let h = heat(
+            &[point(5, 50, feed, now), point(4, 45, feed, now), point(3, 47, feed, now)],
+            day,
+            now,
+        );
+        assert_eq!(h.gained, 2);
+        let h = heat(
+            &[point(5, 3, CountSource::SiteFeed, now), point(4, 40, feed, now), point(1, 41, feed, now)],
+            day,
+            now,
+        );
+        assert_eq!((h.gained, h.lower_bound), (1, false));
+        let site = heat(&[point(5, 3, CountSource::SiteFeed, now), point(4, 5, CountSource::SiteFeed, now)], day, now);
+        assert_eq!((site.gained, site.lower_bound), (2, true));
+    }
+
+    #[test]
+    fn the_history_notes_changes_only_and_is_bounded() {
+        let now = at(12);
+        let mut item = Item::new("f", candidate_with_count(Some(4)), now, now);
+        assert_eq!(item.comment_history.len(), 1, "first seen with a count");
+        note_count(&mut item, now);
+        assert_eq!(item.comment_history.len(), 1, "no change, no point");
+        for n in 0..(HISTORY_MAX as u32 + 10) {
+            item.comments.count = Some(5 + n);
+            note_count(&mut item, now + chrono::Duration::minutes(n as i64));
+        }
+        assert_eq!(item.comment_history.len(), HISTORY_MAX);
+        assert_eq!(item.comment_history.last().unwrap().count, 5 + HISTORY_MAX as u32 + 9);
+        item.comments.count = Some(1);
+        note_count(&mut item, now + chrono::Duration::days(1));
+        assert_eq!(item.comment_history.last().unwrap().count, 1, "a drop is kept as it is");
+    }
+
+    fn candidate_with_count(count: Option<u32>) -> crate::model::Candidate {
+        let mut entry = crate::model::ParsedEntry {
+            title: "A story".into(),
+            ..Default::default()
+        };
+        entry.comments.count = count;
+        crate::model::Candidate {
+            fresh_id: ItemId([1; 16]),
+            canonical_link: None,
+            entry,
+        }
+    }
+
 }

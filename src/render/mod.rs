@@ -141,6 +141,7 @@ pub(crate) mod testing {
                 published: Some(t),
             }],
             comments_seen: 1,
+            comment_history: Vec::new(),
             comments: CommentInfo {
                 source: Some(crate::model::CountSource::Feed),
                 count: Some(4),

@@ -79,12 +79,14 @@ impl Pending {
     }
 
     /// Every story, to write once each: those changed in this write are
-    /// stamped `last_changed = now` and come without a value; the others
-    /// with the value encoded before the write.
+    /// stamped `last_changed = now`, have their comment count noted in
+    /// their history, and come without a value; the others with the value
+    /// encoded before the write.
     pub fn finish(self, now: Timestamp) -> impl Iterator<Item = (Item, Option<Vec<u8>>)> {
         self.stories.into_values().map(move |Story { mut item, encoded, changed }| {
             if encoded.is_none() && changed {
                 item.last_changed = now;
+                crate::stories::note_count(&mut item, now);
             }
             (item, encoded)
         })

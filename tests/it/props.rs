@@ -117,6 +117,7 @@ fn any_item() -> impl Strategy<Value = Item> {
                 },
                 recent_comments: comments,
                 comments_seen: 0,
+                comment_history: Vec::new(),
             },
         )
 }
