@@ -113,6 +113,8 @@ pub struct OutputConfig {
     pub recent_comments: usize,
     /// Comment excerpts are cut to this many characters.
     pub excerpt_chars: usize,
+    /// Comments gained in this long make a story's heat (see `stories::heat`).
+    pub heat_window: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -250,6 +252,9 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 type Invalid = (Range<usize>, String);
 
+/// The longest `[output].heat_window`.
+pub const MAX_HEAT_WINDOW: Duration = Duration::from_secs(30 * DAY);
+
 /// The shortest `[poll].lease`: it is renewed every third of it.
 const MIN_LEASE: Duration = Duration::from_secs(1);
 
@@ -337,6 +342,7 @@ fn validate(raw: raw::File, dir: &Path, file: &Path, text: &str) -> Result<Confi
         items: bounded(&output.items, 50, 1, MAX_LIMIT)?,
         recent_comments: bounded(&output.recent_comments, 5, 0, 100)?,
         excerpt_chars: bounded(&output.excerpt_chars, 200, 20, 2000)?,
+        heat_window: duration(&output.heat_window, "24h", MAX_HEAT_WINDOW)?,
     };
 
     let mut seen = HashSet::new();
@@ -697,6 +703,7 @@ mod raw {
         pub items: Option<Spanned<usize>>,
         pub recent_comments: Option<Spanned<usize>>,
         pub excerpt_chars: Option<Spanned<usize>>,
+        pub heat_window: Option<Spanned<String>>,
     }
 
     #[derive(Deserialize)]

@@ -112,6 +112,46 @@ pub fn since(raw: Option<&str>, now: Timestamp) -> Result<Timestamp, ReadError> 
     }
 }
 
+/// The stories whose conversation grew in `[output].heat_window` (within
+/// `members` when given, and kept by the rules), hottest first, at most
+/// `limit`. A story not changed in the window gained nothing, so only
+/// those are weighed; every stored story is read to find them.
+pub fn rising(
+    store: &Store,
+    config: &Config,
+    members: Option<&[&str]>,
+    limit: usize,
+    now: Timestamp,
+) -> Result<Vec<(Item, crate::stories::Heat)>, StoreError> {
+    let window = config.output.heat_window;
+    let since = earlier(now, window);
+    let hot = std::cell::RefCell::new(Vec::new());
+    let visit = |item: &Item| {
+        if item.last_changed < since
+            || members.is_some_and(|m| !item.feeds().any(|f| m.contains(&f)))
+            || !config.rules.keeps(item, now)
+        {
+            return false;
+        }
+        let heat = crate::stories::heat(&item.comment_history, window, now);
+        if heat.heat > 0.0 {
+            hot.borrow_mut().push((item.clone(), heat));
+        }
+        false
+    };
+    store.latest(usize::MAX, &visit)?;
+    let mut hot = hot.into_inner();
+    hot.sort_by(|(a, ha), (b, hb)| {
+        hb.heat
+            .total_cmp(&ha.heat)
+            .then(hb.gained.cmp(&ha.gained))
+            .then(b.sort_time().cmp(&a.sort_time()))
+            .then(a.id.cmp(&b.id))
+    });
+    hot.truncate(limit);
+    Ok(hot)
+}
+
 /// Walks the stored stories (all, or one feed's) and counts what the
 /// rules do to them at `now`; `each` sees every story with the index of
 /// the rule that drops it, if any.

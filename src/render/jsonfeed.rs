@@ -2,16 +2,29 @@ use serde::Serialize;
 
 use super::{Channel, Directory, date, feed_info};
 use crate::model::{Comment, Item, Timestamp};
+use crate::stories::Heat;
 
 /// A JSON Feed 1.1 document; Paddock's additions live under `_paddock`, as
 /// the spec asks of extensions.
 pub fn json_feed(channel: &Channel, items: &[Item], feeds: &Directory) -> String {
+    json_feed_with(channel, items, &[], feeds)
+}
+
+/// The rising feed: each story with what it gained (`heats[i]` is
+/// `items[i]`'s), under `_paddock.comments_gained` and `_paddock.heat`.
+pub fn json_feed_rising(channel: &Channel, items: &[Item], heats: &[Heat], feeds: &Directory) -> String {
+    json_feed_with(channel, items, heats, feeds)
+}
+
+fn json_feed_with(channel: &Channel, items: &[Item], heats: &[Heat], feeds: &Directory) -> String {
     let doc = Doc {
         version: "https://jsonfeed.org/version/1.1",
         title: &channel.title,
         home_page_url: &channel.home_url,
         feed_url: &channel.self_url,
-        items: items.iter().map(|i| entry(i, feeds)).collect(),
+        items: (items.iter().enumerate())
+            .map(|(n, i)| entry(i, heats.get(n), feeds))
+            .collect(),
     };
     serde_json::to_string_pretty(&doc).expect("plain data serializes")
 }
@@ -62,6 +75,14 @@ struct Extension<'a> {
     comment_count: Option<u32>,
     comments_url: Option<&'a str>,
     recent_comments: Vec<CommentView<'a>>,
+    /// Rising feeds only: comments gained in the heat window, and heat.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comments_gained: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heat: Option<f64>,
+    /// Rising feeds only: the count (and so the gain) is a lower bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comments_lower_bound: Option<bool>,
 }
 
 /// A comment as outputs show it: plain text, with its author.
@@ -84,7 +105,7 @@ impl<'a> From<&'a Comment> for CommentView<'a> {
     }
 }
 
-fn entry<'a>(item: &'a Item, feeds: &Directory) -> Entry<'a> {
+fn entry<'a>(item: &'a Item, heat: Option<&Heat>, feeds: &Directory) -> Entry<'a> {
     let content = item.content.as_deref().or(item.summary.as_deref());
     Entry {
         id: item.id.to_hex(),
@@ -113,6 +134,9 @@ fn entry<'a>(item: &'a Item, feeds: &Directory) -> Entry<'a> {
                 .as_deref()
                 .or(item.comments.feed_url.as_deref()),
             recent_comments: item.recent_comments.iter().map(CommentView::from).collect(),
+            comments_gained: heat.map(|h| h.gained),
+            heat: heat.map(|h| (h.heat * 100.0).round() / 100.0),
+            comments_lower_bound: heat.map(|h| h.lower_bound),
         },
     }
 }

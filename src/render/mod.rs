@@ -8,7 +8,7 @@ mod jsonfeed;
 mod rss;
 
 pub use atom::atom;
-pub use jsonfeed::{CommentView, json_feed};
+pub use jsonfeed::{CommentView, json_feed, json_feed_rising};
 pub use rss::rss;
 
 use std::collections::HashMap;
@@ -48,6 +48,43 @@ pub type Directory = HashMap<String, FeedInfo>;
 /// A time every output format can say: RFC 2822 and RFC 3339 have
 /// four-digit years. Stories are stored with believable dates (see
 /// `normalize::tidy`); this keeps a renderer total whatever it is given.
+/// What a story gained, in words: "+12 comments in the last 6 hours"
+/// ("at least" when the count is a lower bound).
+pub fn gain_line(heat: &crate::stories::Heat, now: Timestamp) -> String {
+    let n = heat.gained;
+    let comments = if n == 1 { "comment" } else { "comments" };
+    let bound = if heat.lower_bound { "at least " } else { "" };
+    let minutes = heat
+        .since
+        .and_then(|s| (now - s).to_std().ok())
+        .map_or(0, |d| d.as_secs().div_ceil(60))
+        .max(1);
+    let span = match minutes {
+        m if m < 60 => format!("{m} minute{}", if m == 1 { "" } else { "s" }),
+        m => {
+            let h = m.div_ceil(60);
+            format!("{h} hour{}", if h == 1 { "" } else { "s" })
+        }
+    };
+    format!("+{bound}{n} {comments} in the last {span}")
+}
+
+/// The story as a rising feed shows it in Atom and RSS: its gain as a
+/// first line of its summary.
+pub fn with_gain_line(item: &Item, heat: &crate::stories::Heat, now: Timestamp) -> Item {
+    let line = format!("<p>{}</p>", gain_line(heat, now));
+    let mut shown = item.clone();
+    shown.summary = Some(match (&item.summary, &item.content) {
+        (Some(s), _) => format!("{line}{s}"),
+        (None, Some(c)) => {
+            let excerpt = crate::text::html_excerpt(c, 400);
+            format!("{line}<p>{}</p>", html_escape::encode_text(&excerpt))
+        }
+        (None, None) => line,
+    });
+    shown
+}
+
 pub fn date(t: Timestamp) -> Timestamp {
     static FIRST: LazyLock<Timestamp> = LazyLock::new(|| {
         chrono::DateTime::parse_from_rfc3339("0001-01-01T00:00:00Z")

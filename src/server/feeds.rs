@@ -35,6 +35,14 @@ impl Format {
         }
     }
 
+    fn rising_file(self) -> &'static str {
+        match self {
+            Format::Atom => "rising.atom",
+            Format::Rss => "rising.rss",
+            Format::Json => "rising.json",
+        }
+    }
+
     fn content_type(self) -> &'static str {
         match self {
             Format::Atom => "application/atom+xml; charset=utf-8",
@@ -49,6 +57,8 @@ enum Scope {
     All,
     Group(String),
     Feed(String),
+    /// The stories gaining comments, hottest first: all, or one group's.
+    Rising(Option<String>),
 }
 
 impl Scope {
@@ -59,6 +69,8 @@ impl Scope {
             Scope::All => Cow::Borrowed(file),
             Scope::Group(g) => Cow::Owned(format!("groups/{g}/{file}")),
             Scope::Feed(id) => Cow::Owned(format!("feeds/{id}/{file}")),
+            Scope::Rising(None) => Cow::Borrowed(format.rising_file()),
+            Scope::Rising(Some(g)) => Cow::Owned(format!("groups/{g}/{}", format.rising_file())),
         }
     }
 }
@@ -85,6 +97,20 @@ pub fn router() -> Router<AppState> {
                 ),
             )
             .route(
+                &format!("/{}", format.rising_file()),
+                get(move |s: State<AppState>, h: HeaderMap, q: Params| {
+                    merged(s, h, q, Scope::Rising(None), format)
+                }),
+            )
+            .route(
+                &format!("/groups/{{group}}/{}", format.rising_file()),
+                get(
+                    move |s: State<AppState>, h: HeaderMap, Path(g): Path<String>, q: Params| {
+                        merged(s, h, q, Scope::Rising(Some(g)), format)
+                    },
+                ),
+            )
+            .route(
                 &format!("/feeds/{{id}}/{file}"),
                 get(
                     move |s: State<AppState>, h: HeaderMap, Path(id): Path<String>, q: Params| {
@@ -105,8 +131,13 @@ async fn merged(
 ) -> Result<Response, ApiError> {
     let config = state.config.load_full();
     let limit = crate::query::limit(query.get("limit").map(String::as_str), config.output.items)?;
-    // A reload counts the config's version up, so it keys new entries.
-    let key = format!("{}/{}?{limit}", config.version, scope.path(format));
+    // A reload counts the config's version up, so it keys new entries. A
+    // rising feed's heat cools as time passes: it is rendered again each
+    // minute even when no story changed.
+    let mut key = format!("{}/{}?{limit}", config.version, scope.path(format));
+    if let Scope::Rising(_) = scope {
+        key.push_str(&format!("@{}", chrono::Utc::now().timestamp() / 60));
+    }
     let generation = state.store.generation();
     if let Some(hit) = state.cache.peek(&key, generation) {
         return Ok(respond(&headers, &hit));
@@ -132,6 +163,9 @@ fn render(
     let now = chrono::Utc::now();
     let kept = |i: &Item| config.rules.keeps(i, now);
     let (items, title) = match scope {
+        Scope::Rising(group) => {
+            return render_rising(state, config, group.as_deref(), scope, format, limit, now);
+        }
         Scope::All => (state.store.latest(limit, &kept)?, config.server.title.clone()),
         Scope::Group(g) => {
             let members = group_members(config, g)?;
@@ -167,5 +201,50 @@ fn render(
         Format::Json => render::json_feed(&channel, &items, &feeds),
     };
     let last_modified = items.iter().map(|i| i.last_changed).max();
+    Ok(Rendered::new(body, format.content_type(), last_modified))
+}
+
+/// A rising feed: the stories gaining comments, hottest first, each with
+/// its gain (a first line of the summary in Atom and RSS, `_paddock`
+/// fields in JSON Feed).
+fn render_rising(
+    state: &AppState,
+    config: &Config,
+    group: Option<&str>,
+    scope: &Scope,
+    format: Format,
+    limit: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Rendered, ApiError> {
+    let members = match group {
+        Some(g) => Some(group_members(config, g)?),
+        None => None,
+    };
+    let hot = crate::query::rising(state.store.as_ref(), config, members.as_deref(), limit, now)?;
+    let title = match group {
+        Some(g) => format!("{}: {g}, rising", config.server.title),
+        None => format!("{}: rising", config.server.title),
+    };
+    let channel = Channel {
+        title,
+        self_url: url(config, &scope.path(format)),
+        home_url: url(config, ""),
+        updated: now,
+    };
+    let feeds = directory(state.store.as_ref(), config);
+    let body = match format {
+        Format::Json => {
+            let (items, heats): (Vec<Item>, Vec<_>) = hot.iter().cloned().unzip();
+            render::json_feed_rising(&channel, &items, &heats, &feeds)
+        }
+        Format::Atom | Format::Rss => {
+            let shown: Vec<Item> = (hot.iter()).map(|(i, h)| render::with_gain_line(i, h, now)).collect();
+            match format {
+                Format::Atom => render::atom(&channel, &shown, &feeds),
+                _ => render::rss(&channel, &shown, &feeds),
+            }
+        }
+    };
+    let last_modified = hot.iter().map(|(i, _)| i.last_changed).max();
     Ok(Rendered::new(body, format.content_type(), last_modified))
 }

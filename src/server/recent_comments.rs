@@ -1,20 +1,77 @@
-//! `GET /comments/recent.json`: the newest comments across all feeds.
+//! `GET /comments/recent.json`: the newest comments across all feeds; and
+//! `GET /api/stories/{id}/comments/history`: one story's comment count over
+//! time.
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
 use super::{ApiError, AppState};
-use crate::model::Timestamp;
+use crate::model::{CountSource, ItemId, Timestamp};
 
 /// Comments listed when the request gives no `?limit=`.
 pub const DEFAULT_LIMIT: usize = 20;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/comments/recent.json", get(recent))
+    Router::new()
+        .route("/comments/recent.json", get(recent))
+        .route("/api/stories/{id}/comments/history", get(history))
+}
+
+#[derive(Serialize)]
+struct History {
+    id: String,
+    title: String,
+    comment_count: Option<u32>,
+    /// The count comes from the site-wide comments feed alone: a lower
+    /// bound, and so is the gain.
+    lower_bound: bool,
+    /// `[output].heat_window`, and what the story gained in it.
+    heat_window: String,
+    comments_gained: u32,
+    heat: f64,
+    points: Vec<Point>,
+}
+
+#[derive(Serialize)]
+struct Point {
+    at: Timestamp,
+    count: u32,
+    source: CountSource,
+}
+
+async fn history(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<History>, ApiError> {
+    let Some(id) = ItemId::from_hex(&id) else {
+        return Err(ApiError::NotFound(format!("no story with id {id:?}")));
+    };
+    super::blocking(move || {
+        let config = state.config.load_full();
+        let Some(item) = state.store.item(&id)? else {
+            return Err(ApiError::NotFound(format!("no story with id {}", id.to_hex())));
+        };
+        let window = config.output.heat_window;
+        let heat = crate::stories::heat(&item.comment_history, window, chrono::Utc::now());
+        Ok(Json(History {
+            id: item.id.to_hex(),
+            title: item.title,
+            comment_count: item.comments.count,
+            lower_bound: heat.lower_bound,
+            heat_window: humantime::format_duration(window).to_string(),
+            comments_gained: heat.gained,
+            heat: (heat.heat * 100.0).round() / 100.0,
+            points: (item.comment_history.iter())
+                .map(|p| Point {
+                    at: p.at,
+                    count: p.count,
+                    source: p.source,
+                })
+                .collect(),
+        }))
+    })
+    .await
 }
 
 #[derive(Serialize)]
