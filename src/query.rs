@@ -297,6 +297,7 @@ pub fn digest_json(
         feeds,
         directory: &directory,
         groups: &groups,
+        heat_window: config.output.heat_window,
     };
     Ok(serde_json::to_string_pretty(&digest(&input)).expect("plain data serializes"))
 }

@@ -11,6 +11,8 @@ use crate::text::html_excerpt;
 pub const DIGEST_VERSION: u32 = 1;
 /// Stories named in `most_discussed`, at most.
 pub const MOST_DISCUSSED: usize = 5;
+/// Stories named in `rising`, at most.
+pub const RISING: usize = 5;
 /// Plain-text summary length, in characters.
 pub const SUMMARY_CHARS: usize = 400;
 
@@ -30,6 +32,8 @@ pub struct DigestInput<'a> {
     pub directory: &'a Directory,
     /// The groups of each feed id.
     pub groups: &'a dyn Fn(&str) -> Vec<String>,
+    /// `[output].heat_window`: what `comments_gained` and `rising` count.
+    pub heat_window: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +57,7 @@ pub struct Digest<'a> {
     pub empty: bool,
     pub items: Vec<DigestItem<'a>>,
     pub most_discussed: Vec<String>,
+    pub rising: Vec<String>,
     pub recent_comments: Vec<DigestComment<'a>>,
     pub feeds: Vec<FeedHealth>,
 }
@@ -75,6 +80,9 @@ pub struct DigestItem<'a> {
     pub comments_url: Option<&'a str>,
     pub recent_comments: Vec<CommentView<'a>>,
     pub also_in: &'a [String],
+    /// Comments gained in the heat window (a lower bound when the count
+    /// is).
+    pub comments_gained: u32,
 }
 
 #[derive(Serialize)]
@@ -99,6 +107,12 @@ pub fn digest<'a>(input: &'a DigestInput<'a>) -> Digest<'a> {
             .cmp(&a.comments.count)
             .then(b.first_seen.cmp(&a.first_seen))
     });
+    let heat = |i: &Item| crate::stories::heat(&i.comment_history, input.heat_window, input.generated_at);
+    let mut rising: Vec<(&Item, crate::stories::Heat)> = (items.iter())
+        .map(|i| (*i, heat(i)))
+        .filter(|(_, h)| h.heat > 0.0)
+        .collect();
+    rising.sort_by(|(a, ha), (b, hb)| hb.heat.total_cmp(&ha.heat).then(b.first_seen.cmp(&a.first_seen)));
     Digest {
         version: DIGEST_VERSION,
         title: input.title,
@@ -113,7 +127,8 @@ pub fn digest<'a>(input: &'a DigestInput<'a>) -> Digest<'a> {
             .take(MOST_DISCUSSED)
             .map(|i| i.id.to_hex())
             .collect(),
-        items: items.iter().map(|i| digest_item(i, input)).collect(),
+        rising: rising.iter().take(RISING).map(|(i, _)| i.id.to_hex()).collect(),
+        items: items.iter().map(|i| digest_item(i, heat(i).gained, input)).collect(),
         recent_comments: input
             .comments
             .iter()
@@ -126,7 +141,7 @@ pub fn digest<'a>(input: &'a DigestInput<'a>) -> Digest<'a> {
     }
 }
 
-fn digest_item<'a>(i: &'a Item, input: &DigestInput<'_>) -> DigestItem<'a> {
+fn digest_item<'a>(i: &'a Item, comments_gained: u32, input: &DigestInput<'_>) -> DigestItem<'a> {
     let html = i.summary.as_deref().or(i.content.as_deref());
     DigestItem {
         id: i.id.to_hex(),
@@ -149,6 +164,7 @@ fn digest_item<'a>(i: &'a Item, input: &DigestInput<'_>) -> DigestItem<'a> {
             .or(i.comments.feed_url.as_deref()),
         recent_comments: i.recent_comments.iter().map(CommentView::from).collect(),
         also_in: &i.also_in,
+        comments_gained,
     }
 }
 
@@ -181,6 +197,7 @@ mod tests {
             feeds: vec![],
             directory: &directory(),
             groups: &groups,
+            heat_window: std::time::Duration::from_secs(86400),
         };
         let d = serde_json::to_value(digest(&input)).unwrap();
         assert_eq!(

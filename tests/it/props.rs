@@ -324,6 +324,7 @@ proptest! {
             feeds: Vec::new(),
             directory: &directory,
             groups: &groups,
+            heat_window: std::time::Duration::from_secs(86400),
         };
         let digest = serde_json::to_string(&render::digest::digest(&input)).unwrap();
         let digest: serde_json::Value = serde_json::from_str(&digest).unwrap();
