@@ -144,7 +144,13 @@ async fn corpus_server(sites: usize, per_site: usize) -> (String, Vec<corpus::Si
 }
 
 fn config_for(dir: &Path, base: &str, sites: &[corpus::Site]) -> Config {
-    let config = config_with(dir, base, sites, "feeds.toml", "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"data\"\n");
+    let config = config_with(
+        dir,
+        base,
+        sites,
+        "feeds.toml",
+        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"data\"\n",
+    );
     // Keep/block rules (`--rules N`, 20 by default), asked of every story
     // an output renders.
     let mut text = std::fs::read_to_string(&config.file).unwrap();
@@ -198,30 +204,55 @@ fn config_with(dir: &Path, base: &str, sites: &[corpus::Site], name: &str, head:
 /// utime + stime of another process, from /proc (clock ticks of 10 ms).
 fn cpu_of(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
     Duration::from_millis(ticks * 10)
 }
 
 /// Stories in a PostgreSQL store, read straight from its table.
 async fn stories_in(url: &str) -> i64 {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(connection);
-    client.query_one("SELECT count(*) FROM stories", &[]).await.unwrap().get(0)
+    client
+        .query_one("SELECT count(*) FROM stories", &[])
+        .await
+        .unwrap()
+        .get(0)
 }
 
 /// `n` `paddock serve` processes on one fresh database share the corpus's
 /// first round: the wall time until every story is stored, the fetches
 /// the corpus server saw, and the instances' CPU.
-async fn instances(n: usize, base: &str, sites: &[corpus::Site], expect: i64, served: &Arc<std::sync::atomic::AtomicUsize>) {
+async fn instances(
+    n: usize,
+    base: &str,
+    sites: &[corpus::Site],
+    expect: i64,
+    served: &Arc<std::sync::atomic::AtomicUsize>,
+) {
     let database = paddock::store::scratch_database("bench").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let before = served.load(std::sync::atomic::Ordering::Relaxed);
     let t0 = Instant::now();
     let mut children = Vec::new();
     for i in 0..n {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let head = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\nurl = \"{database}\"\n");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let head =
+            format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\nurl = \"{database}\"\n");
         let config = config_with(dir.path(), base, sites, &format!("i{i}.toml"), &head);
         children.push(
             Command::new(env!("CARGO_BIN_EXE_paddock"))
@@ -248,7 +279,11 @@ async fn instances(n: usize, base: &str, sites: &[corpus::Site], expect: i64, se
         let _ = c.kill();
         let _ = c.wait();
     }
-    println!("| {n} | {:.2} s | {:.2} s | {stored} | {fetches} |", wall.as_secs_f64(), cpu.as_secs_f64());
+    println!(
+        "| {n} | {:.2} s | {:.2} s | {stored} | {fetches} |",
+        wall.as_secs_f64(),
+        cpu.as_secs_f64()
+    );
 }
 
 /// The floor: every document fetched with the same concurrency and parsed

@@ -214,7 +214,10 @@ fn rules_test(path: &Path, feed: Option<&str>, only: Option<usize>) -> anyhow::R
     if let Some(n) = only
         && !(1..=config.rules.0.len()).contains(&n)
     {
-        anyhow::bail!("there is no rule {n}: {file} has {} rules, numbered from 1", config.rules.0.len());
+        anyhow::bail!(
+            "there is no rule {n}: {file} has {} rules, numbered from 1",
+            config.rules.0.len()
+        );
     }
     if let Some(id) = feed
         && config.feed(id).is_none()
@@ -232,7 +235,10 @@ fn rules_test(path: &Path, feed: Option<&str>, only: Option<usize>) -> anyhow::R
             crate::rules::Action::Block => "block",
             crate::rules::Action::Keep => "keep ",
         };
-        println!("{file}:{}  {action}  {}  {}", rules[i].line, item.feed, item.title);
+        println!(
+            "{file}:{}  {action}  {}  {}",
+            rules[i].line, item.feed, item.title
+        );
     })?;
     for (i, r) in rules.iter().enumerate() {
         if only.is_some_and(|n| n != i + 1) {
@@ -242,7 +248,10 @@ fn rules_test(path: &Path, feed: Option<&str>, only: Option<usize>) -> anyhow::R
             crate::rules::Action::Block => "block",
             crate::rules::Action::Keep => "keep",
         };
-        let warning = tally.warning(i).map(|w| format!("; warning: {w}")).unwrap_or_default();
+        let warning = tally
+            .warning(i)
+            .map(|w| format!("; warning: {w}"))
+            .unwrap_or_default();
         println!(
             "rule {} ({file}:{}, {action}): drops {} of {} stories in its scope{warning}",
             i + 1,
@@ -281,14 +290,13 @@ fn store_copy(path: &Path, to: &str, from: Option<PathBuf>) -> anyhow::Result<()
 
 fn digest(path: &Path, query: &DigestQuery) -> anyhow::Result<()> {
     let config = Config::load(path)?;
-    let store =
-        store::open_configured(&config.storage).map_err(|e| match e {
-            StoreError::Locked { .. } => anyhow::anyhow!(
-                "{e}; or read it from the daemon with --server {}",
-                config.server.base_url
-            ),
-            e => e.into(),
-        })?;
+    let store = store::open_configured(&config.storage).map_err(|e| match e {
+        StoreError::Locked { .. } => anyhow::anyhow!(
+            "{e}; or read it from the daemon with --server {}",
+            config.server.base_url
+        ),
+        e => e.into(),
+    })?;
     let json = query::digest_json(store.as_ref(), &config, query)?;
     println!("{json}");
     Ok(())

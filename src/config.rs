@@ -446,7 +446,9 @@ fn rules(raw: Vec<raw::Rule>, feeds: &[FeedConfig], text: &str) -> Result<Rules,
             if !feeds.iter().any(|c| &c.id == f.get_ref()) {
                 return Err((f.span(), format!("no feed has the id {:?}", f.get_ref())));
             }
-            scope.get_or_insert_with(HashSet::new).insert(f.get_ref().clone());
+            scope
+                .get_or_insert_with(HashSet::new)
+                .insert(f.get_ref().clone());
             scope_feeds.push(f.into_inner());
         }
         let mut scope_groups = Vec::new();
@@ -455,7 +457,10 @@ fn rules(raw: Vec<raw::Rule>, feeds: &[FeedConfig], text: &str) -> Result<Rules,
                 .filter(|c| c.groups.contains(g.get_ref()))
                 .collect();
             if members.is_empty() {
-                return Err((g.span(), format!("no feed is in the group {:?}", g.get_ref())));
+                return Err((
+                    g.span(),
+                    format!("no feed is in the group {:?}", g.get_ref()),
+                ));
             }
             let set = scope.get_or_insert_with(HashSet::new);
             set.extend(members.iter().map(|c| c.id.clone()));
@@ -485,7 +490,10 @@ fn compile(key: &str, pattern: &Spanned<String>) -> Result<regex::Regex, Invalid
     if text.len() > MAX_PATTERN {
         return Err((
             pattern.span(),
-            format!("`{key}` is {} bytes long; a pattern may be at most {MAX_PATTERN}", text.len()),
+            format!(
+                "`{key}` is {} bytes long; a pattern may be at most {MAX_PATTERN}",
+                text.len()
+            ),
         ));
     }
     regex::RegexBuilder::new(text)
@@ -513,7 +521,8 @@ fn database_url(u: &Spanned<String>) -> Result<String, Invalid> {
     if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
         return Err((
             u.span(),
-            "`url` must be a PostgreSQL URL like \"postgres://paddock@db.example:5432/paddock\"".into(),
+            "`url` must be a PostgreSQL URL like \"postgres://paddock@db.example:5432/paddock\""
+                .into(),
         ));
     }
     match text.parse::<tokio_postgres::Config>() {
@@ -870,11 +879,7 @@ mod tests {
                 "feeds.toml:2:13:",
                 "between 1 and",
             ),
-            (
-                "[poll]\nlease = \"10ms\"\n",
-                "feeds.toml:2:9:",
-                "at least",
-            ),
+            ("[poll]\nlease = \"10ms\"\n", "feeds.toml:2:9:", "at least"),
             // Rules: a pattern, an action, a scope, each at its place.
             (
                 "[[feed]]\nid = \"a\"\nurl = \"a.rss\"\n[[rule]]\naction = \"block\"\ntitle = \"(unclosed\"\n",
@@ -931,11 +936,22 @@ mod tests {
         assert_eq!(c.rules.0.len(), crate::rules::MAX_RULES);
         assert_eq!(c.rules.0[1].line, 5, "a rule knows the line of its action");
         let e = err(&format!("{many}{rule}"));
-        assert!(e.starts_with(&format!("feeds.toml:{}:10:", 3 * crate::rules::MAX_RULES + 2)), "{e}");
+        assert!(
+            e.starts_with(&format!(
+                "feeds.toml:{}:10:",
+                3 * crate::rules::MAX_RULES + 2
+            )),
+            "{e}"
+        );
         assert!(e.contains("at most 200 [[rule]]"), "{e}");
-        let long = format!("[[rule]]\naction = \"block\"\ntitle = \"{}\"\n", "a".repeat(1001));
+        let long = format!(
+            "[[rule]]\naction = \"block\"\ntitle = \"{}\"\n",
+            "a".repeat(1001)
+        );
         let e = err(&long);
-        assert!(e.starts_with("feeds.toml:3:9:") && e.contains("at most 1000"), "{e}");
+        assert!(
+            e.starts_with("feeds.toml:3:9:") && e.contains("at most 1000"),
+            "{e}"
+        );
     }
-
 }

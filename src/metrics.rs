@@ -183,7 +183,9 @@ impl Metrics {
                 line: r.line.to_string(),
                 action: r.action,
             };
-            self.rule_dropped.get_or_create(&labels).set(r.dropped as i64);
+            self.rule_dropped
+                .get_or_create(&labels)
+                .set(r.dropped as i64);
         }
         let behind = store_write.as_secs_f64() - self.store_write.get();
         if behind > 0.0 {

@@ -251,7 +251,9 @@ pub fn digest_json(
         Some(_) if members.is_none() && config.rules.is_empty() => true,
         Some(id) => match store.item(&id).ok().flatten() {
             Some(i) => {
-                members.as_ref().is_none_or(|m| i.feeds().any(|f| m.contains(&f)))
+                members
+                    .as_ref()
+                    .is_none_or(|m| i.feeds().any(|f| m.contains(&f)))
                     && config.rules.keeps(&i, now)
             }
             None => members.is_none(),

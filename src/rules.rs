@@ -63,9 +63,15 @@ impl Field {
             Field::Author => item.authors.iter().any(|a| re.is_match(a)),
             Field::Category => item.categories.iter().any(|c| re.is_match(c)),
             Field::Url => text(&item.link),
-            Field::Any => [Field::Title, Field::Content, Field::Author, Field::Category, Field::Url]
-                .iter()
-                .any(|f| f.matches(re, item)),
+            Field::Any => [
+                Field::Title,
+                Field::Content,
+                Field::Author,
+                Field::Category,
+                Field::Url,
+            ]
+            .iter()
+            .any(|f| f.matches(re, item)),
         }
     }
 }
@@ -91,7 +97,9 @@ pub struct Rule {
 impl PartialEq for Rule {
     fn eq(&self, other: &Rule) -> bool {
         let sources = |r: &Rule| -> Vec<(Field, String)> {
-            (r.patterns.iter()).map(|(f, re)| (*f, re.as_str().to_string())).collect()
+            (r.patterns.iter())
+                .map(|(f, re)| (*f, re.as_str().to_string()))
+                .collect()
         };
         self.action == other.action
             && self.line == other.line
@@ -141,10 +149,7 @@ impl Rules {
     /// does. Each rule drops on its own, so two keep rules over the same
     /// stories keep only what matches both.
     pub fn dropping(&self, item: &Item, now: Timestamp) -> Option<usize> {
-        let first = |action| {
-            (self.0.iter())
-                .position(|r| r.action == action && r.drops(item, now))
-        };
+        let first = |action| (self.0.iter()).position(|r| r.action == action && r.drops(item, now));
         first(Action::Block).or_else(|| first(Action::Keep))
     }
 
@@ -252,13 +257,21 @@ mod tests {
         let ev = story("The Lightning returns", "cs", &["EV"], 1, now);
         let other = story("A Buick", "ttac", &["Sedans"], 1, now);
         let rules = Rules(vec![
-            rule(Action::Keep, &[(Field::Category, "^(EV|Deals)$")], Some(&["cs"])),
+            rule(
+                Action::Keep,
+                &[(Field::Category, "^(EV|Deals)$")],
+                Some(&["cs"]),
+            ),
             rule(Action::Block, &[(Field::Title, "(?i)sponsored")], None),
         ]);
         assert_eq!(rules.dropping(&sponsored, now), Some(1), "block wins");
         assert!(rules.keeps(&ev, now));
         assert!(rules.keeps(&other, now), "out of the keep rule's scope");
-        let keep_sedans = Rules(vec![rule(Action::Keep, &[(Field::Category, "Sedans")], Some(&["cs"]))]);
+        let keep_sedans = Rules(vec![rule(
+            Action::Keep,
+            &[(Field::Category, "Sedans")],
+            Some(&["cs"]),
+        )]);
         assert_eq!(keep_sedans.dropping(&ev, now), Some(0));
 
         // Several fields: all must match.
@@ -268,7 +281,11 @@ mod tests {
             None,
         )]);
         assert!(!both.keeps(&ev, now));
-        let one = Rules(vec![rule(Action::Block, &[(Field::Author, "Posky"), (Field::Url, "nowhere")], None)]);
+        let one = Rules(vec![rule(
+            Action::Block,
+            &[(Field::Author, "Posky"), (Field::Url, "nowhere")],
+            None,
+        )]);
         assert!(one.keeps(&ev, now));
         let any = Rules(vec![rule(Action::Block, &[(Field::Any, "^Sedans$")], None)]);
         assert!(!any.keeps(&other, now) && any.keeps(&ev, now));
@@ -292,17 +309,28 @@ mod tests {
     fn a_tally_warns_of_rules_that_drop_nothing_or_everything() {
         let now = chrono::Utc::now();
         let rules = Rules(vec![
-            rule(Action::Block, &[(Field::Title, "nothing matches this")], None),
+            rule(
+                Action::Block,
+                &[(Field::Title, "nothing matches this")],
+                None,
+            ),
             rule(Action::Block, &[], Some(&["cs"])),
             rule(Action::Block, &[(Field::Title, "Buick")], None),
         ]);
         let mut tally = Tally::new(&rules);
-        for item in [story("A Buick", "ttac", &[], 1, now), story("EV", "cs", &[], 1, now), story("Van", "ttac", &[], 1, now)] {
+        for item in [
+            story("A Buick", "ttac", &[], 1, now),
+            story("EV", "cs", &[], 1, now),
+            story("Van", "ttac", &[], 1, now),
+        ] {
             tally.count(&rules, &item, now);
         }
         assert_eq!(tally.dropped, [0, 1, 1]);
         assert_eq!(tally.warning(0), Some("drops no stored story"));
-        assert_eq!(tally.warning(1), Some("drops every stored story in its scope"));
+        assert_eq!(
+            tally.warning(1),
+            Some("drops every stored story in its scope")
+        );
         assert_eq!(tally.warning(2), None);
     }
 }

@@ -195,7 +195,11 @@ pub fn note_count(item: &mut Item, now: Timestamp) {
     if last.is_some_and(|p| p.count == count && p.source == source) {
         return;
     }
-    item.comment_history.push(CountPoint { at: now, count, source });
+    item.comment_history.push(CountPoint {
+        at: now,
+        count,
+        source,
+    });
     if item.comment_history.len() > HISTORY_MAX {
         item.comment_history.remove(0);
     }
@@ -225,7 +229,9 @@ pub struct Heat {
 /// new source's first point.
 pub fn heat(history: &[CountPoint], window: std::time::Duration, now: Timestamp) -> Heat {
     let mut h = Heat {
-        lower_bound: history.last().is_some_and(|p| p.source == CountSource::SiteFeed),
+        lower_bound: history
+            .last()
+            .is_some_and(|p| p.source == CountSource::SiteFeed),
         ..Heat::default()
     };
     let window_s = window.as_secs_f64();
@@ -483,7 +489,12 @@ mod tests {
         assert_eq!(heat(&[point(1, 300, feed, now)], day, now).gained, 0);
         // 40 -> 52 six hours ago -> 60 now; a gain 30 hours ago is out.
         let h = heat(
-            &[point(30, 10, feed, now), point(29, 40, feed, now), point(6, 52, feed, now), point(0, 60, feed, now)],
+            &[
+                point(30, 10, feed, now),
+                point(29, 40, feed, now),
+                point(6, 52, feed, now),
+                point(0, 60, feed, now),
+            ],
             day,
             now,
         );
@@ -492,18 +503,33 @@ mod tests {
         assert_eq!(h.since, Some(now - chrono::Duration::hours(6)));
         // Deleted comments are no negative gain; a source change is a new start.
         let h = heat(
-            &[point(5, 50, feed, now), point(4, 45, feed, now), point(3, 47, feed, now)],
+            &[
+                point(5, 50, feed, now),
+                point(4, 45, feed, now),
+                point(3, 47, feed, now),
+            ],
             day,
             now,
         );
         assert_eq!(h.gained, 2);
         let h = heat(
-            &[point(5, 3, CountSource::SiteFeed, now), point(4, 40, feed, now), point(1, 41, feed, now)],
+            &[
+                point(5, 3, CountSource::SiteFeed, now),
+                point(4, 40, feed, now),
+                point(1, 41, feed, now),
+            ],
             day,
             now,
         );
         assert_eq!((h.gained, h.lower_bound), (1, false));
-        let site = heat(&[point(5, 3, CountSource::SiteFeed, now), point(4, 5, CountSource::SiteFeed, now)], day, now);
+        let site = heat(
+            &[
+                point(5, 3, CountSource::SiteFeed, now),
+                point(4, 5, CountSource::SiteFeed, now),
+            ],
+            day,
+            now,
+        );
         assert_eq!((site.gained, site.lower_bound), (2, true));
     }
 
@@ -519,10 +545,17 @@ mod tests {
             note_count(&mut item, now + chrono::Duration::minutes(n as i64));
         }
         assert_eq!(item.comment_history.len(), HISTORY_MAX);
-        assert_eq!(item.comment_history.last().unwrap().count, 5 + HISTORY_MAX as u32 + 9);
+        assert_eq!(
+            item.comment_history.last().unwrap().count,
+            5 + HISTORY_MAX as u32 + 9
+        );
         item.comments.count = Some(1);
         note_count(&mut item, now + chrono::Duration::days(1));
-        assert_eq!(item.comment_history.last().unwrap().count, 1, "a drop is kept as it is");
+        assert_eq!(
+            item.comment_history.last().unwrap().count,
+            1,
+            "a drop is kept as it is"
+        );
     }
 
     fn candidate_with_count(count: Option<u32>) -> crate::model::Candidate {
@@ -537,5 +570,4 @@ mod tests {
             entry,
         }
     }
-
 }

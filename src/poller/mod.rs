@@ -19,8 +19,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::FeedConfig;
 use crate::fetch::Fetcher;
-use crate::model::{ErrorKind, PollFailure};
 use crate::model::Timestamp;
+use crate::model::{ErrorKind, PollFailure};
 use crate::store::{Claim, Store, StoreError};
 
 /// How often a poll waiting for a lease or a host slot another instance

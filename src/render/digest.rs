@@ -107,12 +107,17 @@ pub fn digest<'a>(input: &'a DigestInput<'a>) -> Digest<'a> {
             .cmp(&a.comments.count)
             .then(b.first_seen.cmp(&a.first_seen))
     });
-    let heat = |i: &Item| crate::stories::heat(&i.comment_history, input.heat_window, input.generated_at);
+    let heat =
+        |i: &Item| crate::stories::heat(&i.comment_history, input.heat_window, input.generated_at);
     let mut rising: Vec<(&Item, crate::stories::Heat)> = (items.iter())
         .map(|i| (*i, heat(i)))
         .filter(|(_, h)| h.heat > 0.0)
         .collect();
-    rising.sort_by(|(a, ha), (b, hb)| hb.heat.total_cmp(&ha.heat).then(b.first_seen.cmp(&a.first_seen)));
+    rising.sort_by(|(a, ha), (b, hb)| {
+        hb.heat
+            .total_cmp(&ha.heat)
+            .then(b.first_seen.cmp(&a.first_seen))
+    });
     Digest {
         version: DIGEST_VERSION,
         title: input.title,
@@ -127,8 +132,15 @@ pub fn digest<'a>(input: &'a DigestInput<'a>) -> Digest<'a> {
             .take(MOST_DISCUSSED)
             .map(|i| i.id.to_hex())
             .collect(),
-        rising: rising.iter().take(RISING).map(|(i, _)| i.id.to_hex()).collect(),
-        items: items.iter().map(|i| digest_item(i, heat(i).gained, input)).collect(),
+        rising: rising
+            .iter()
+            .take(RISING)
+            .map(|(i, _)| i.id.to_hex())
+            .collect(),
+        items: items
+            .iter()
+            .map(|i| digest_item(i, heat(i).gained, input))
+            .collect(),
         recent_comments: input
             .comments
             .iter()

@@ -5,7 +5,7 @@
 use askama::Template;
 
 use super::{Directory, feed_info};
-use crate::model::{Item, RecentComment};
+use crate::model::{CountPoint, Item, RecentComment, Timestamp};
 use crate::text::html_excerpt;
 
 /// Characters of a story's summary on the page.
@@ -18,6 +18,13 @@ pub const CSS: &str = include_str!("../../templates/river.css");
 pub struct RiverInput<'a> {
     pub title: &'a str,
     pub group: Option<&'a str>,
+    /// The Rising view: `items` are the stories gaining comments, hottest
+    /// first, not a page of the newest.
+    pub rising: bool,
+    /// `[output].heat_window`, and the time of the request: each story's
+    /// gain and sparkline cover that window.
+    pub heat_window: std::time::Duration,
+    pub now: Timestamp,
     pub groups: &'a [String],
     /// Newest first.
     pub items: &'a [Item],
@@ -49,6 +56,8 @@ pub struct FeedLine {
 struct Page<'a> {
     title: &'a str,
     group: Option<&'a str>,
+    rising: bool,
+    window_label: String,
     groups: &'a [String],
     days: Vec<Day>,
     recent: Vec<CommentLine>,
@@ -80,6 +89,10 @@ struct Story {
     comments_href: Option<String>,
     comments: Vec<CommentLine>,
     also_in: Vec<String>,
+    /// "+12 today", when the story gained comments in the heat window.
+    gain: Option<String>,
+    /// The sparkline's points (an SVG polyline), when it has two or more.
+    spark: Option<String>,
 }
 
 struct CommentLine {
@@ -91,10 +104,14 @@ struct CommentLine {
 
 pub fn river(input: &RiverInput<'_>) -> String {
     let mut days: Vec<Day> = Vec::new();
+    let window_label = window_label(input.heat_window);
     for item in input.items {
         let t = item.sort_time();
-        let label = t.format("%A, %-d %B %Y").to_string();
-        let story = story(item, input.directory);
+        let label = match input.rising {
+            true => format!("Comments {window_label}, most heat first"),
+            false => t.format("%A, %-d %B %Y").to_string(),
+        };
+        let story = story(item, input);
         match days.last_mut() {
             Some(day) if day.label == label => day.stories.push(story),
             _ => days.push(Day {
@@ -114,6 +131,8 @@ pub fn river(input: &RiverInput<'_>) -> String {
     let page = Page {
         title: input.title,
         group: input.group,
+        rising: input.rising,
+        window_label,
         groups: input.groups,
         days,
         recent: input
@@ -143,7 +162,71 @@ pub fn river(input: &RiverInput<'_>) -> String {
     page.render().expect("the template renders plain data")
 }
 
-fn story(item: &Item, directory: &Directory) -> Story {
+/// How the heat window reads after a gain: "today" for a day, else "in
+/// the last 6h".
+fn window_label(window: std::time::Duration) -> String {
+    match window.as_secs() {
+        86_400 => "today".to_string(),
+        _ => format!("in the last {}", humantime::format_duration(window)),
+    }
+}
+
+/// A sparkline of the story's count over the window ending `now`, as the
+/// points of an SVG polyline in a 60 x 14 box: the count as the window
+/// began, then each point in it, then now. `None` when it did not change.
+pub fn sparkline(
+    history: &[CountPoint],
+    window: std::time::Duration,
+    now: Timestamp,
+) -> Option<String> {
+    const W: f64 = 60.0;
+    const H: f64 = 14.0;
+    let start = crate::model::earlier(now, window);
+    let before = history.iter().rev().find(|p| p.at <= start);
+    let inside: Vec<&CountPoint> = history
+        .iter()
+        .filter(|p| p.at > start && p.at <= now)
+        .collect();
+    if inside.is_empty() {
+        return None;
+    }
+    let mut points: Vec<(f64, u32)> = Vec::new();
+    let span = window.as_secs_f64().max(1.0);
+    let x =
+        |t: Timestamp| ((t - start).num_milliseconds() as f64 / 1000.0 / span * W).clamp(0.0, W);
+    if let Some(b) = before {
+        points.push((0.0, b.count));
+    }
+    points.extend(inside.iter().map(|p| (x(p.at), p.count)));
+    let last = points.last().map(|p| p.1).unwrap_or(0);
+    points.push((W, last));
+    let (lo, hi) = points
+        .iter()
+        .fold((u32::MAX, 0), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
+    if hi == lo {
+        return None;
+    }
+    let y = |n: u32| H - 1.0 - (n - lo) as f64 / (hi - lo) as f64 * (H - 2.0);
+    Some(
+        points
+            .iter()
+            .map(|(px, n)| format!("{px:.1},{:.1}", y(*n)))
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+fn story(item: &Item, input: &RiverInput<'_>) -> Story {
+    let directory = input.directory;
+    let heat = crate::stories::heat(&item.comment_history, input.heat_window, input.now);
+    let gain = (heat.gained > 0).then(|| {
+        let bound = if heat.lower_bound { "at least " } else { "" };
+        format!(
+            "+{bound}{} {}",
+            heat.gained,
+            window_label(input.heat_window)
+        )
+    });
     let t = super::date(item.sort_time());
     let html = item.summary.as_deref().or(item.content.as_deref());
     Story {
@@ -175,6 +258,8 @@ fn story(item: &Item, directory: &Directory) -> Story {
             .iter()
             .map(|f| feed_info(directory, f).title)
             .collect(),
+        gain,
+        spark: sparkline(&item.comment_history, input.heat_window, input.now),
     }
 }
 
@@ -187,6 +272,9 @@ mod tests {
         RiverInput {
             title: "Auto news",
             group: None,
+            rising: false,
+            heat_window: std::time::Duration::from_secs(86400),
+            now: chrono::Utc::now(),
             groups: &[],
             items,
             recent: &[],

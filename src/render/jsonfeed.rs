@@ -12,7 +12,12 @@ pub fn json_feed(channel: &Channel, items: &[Item], feeds: &Directory) -> String
 
 /// The rising feed: each story with what it gained (`heats[i]` is
 /// `items[i]`'s), under `_paddock.comments_gained` and `_paddock.heat`.
-pub fn json_feed_rising(channel: &Channel, items: &[Item], heats: &[Heat], feeds: &Directory) -> String {
+pub fn json_feed_rising(
+    channel: &Channel,
+    items: &[Item],
+    heats: &[Heat],
+    feeds: &Directory,
+) -> String {
     json_feed_with(channel, items, heats, feeds)
 }
 

@@ -166,7 +166,10 @@ fn render(
         Scope::Rising(group) => {
             return render_rising(state, config, group.as_deref(), scope, format, limit, now);
         }
-        Scope::All => (state.store.latest(limit, &kept)?, config.server.title.clone()),
+        Scope::All => (
+            state.store.latest(limit, &kept)?,
+            config.server.title.clone(),
+        ),
         Scope::Group(g) => {
             let members = group_members(config, g)?;
             let in_group = |i: &Item| i.feeds().any(|f| members.contains(&f)) && kept(i);
@@ -238,7 +241,9 @@ fn render_rising(
             render::json_feed_rising(&channel, &items, &heats, &feeds)
         }
         Format::Atom | Format::Rss => {
-            let shown: Vec<Item> = (hot.iter()).map(|(i, h)| render::with_gain_line(i, h, now)).collect();
+            let shown: Vec<Item> = (hot.iter())
+                .map(|(i, h)| render::with_gain_line(i, h, now))
+                .collect();
             match format {
                 Format::Atom => render::atom(&channel, &shown, &feeds),
                 _ => render::rss(&channel, &shown, &feeds),

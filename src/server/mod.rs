@@ -196,7 +196,9 @@ mod tests {
         assert!(body["error"].as_str().unwrap().contains("log"), "{body}");
         // The app still answers, and the 500 was counted.
         assert_eq!(app.oneshot(request()).await.unwrap().status(), 500);
-        let metrics = state.metrics.render(std::iter::empty(), Duration::ZERO, &[]);
+        let metrics = state
+            .metrics
+            .render(std::iter::empty(), Duration::ZERO, &[]);
         assert!(metrics.contains("/boom"), "{metrics}");
     }
 }

@@ -43,14 +43,20 @@ struct Point {
     source: CountSource,
 }
 
-async fn history(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<History>, ApiError> {
+async fn history(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<History>, ApiError> {
     let Some(id) = ItemId::from_hex(&id) else {
         return Err(ApiError::NotFound(format!("no story with id {id:?}")));
     };
     super::blocking(move || {
         let config = state.config.load_full();
         let Some(item) = state.store.item(&id)? else {
-            return Err(ApiError::NotFound(format!("no story with id {}", id.to_hex())));
+            return Err(ApiError::NotFound(format!(
+                "no story with id {}",
+                id.to_hex()
+            )));
         };
         let window = config.output.heat_window;
         let heat = crate::stories::heat(&item.comment_history, window, chrono::Utc::now());

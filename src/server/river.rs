@@ -61,14 +61,22 @@ fn page_now(state: &AppState, query: &HashMap<String, String>) -> Result<Respons
             .is_none_or(|m| item.feeds().any(|f| m.contains(&f)))
             && config.rules.keeps(item, now)
     };
-    let (items, next) = match state.store.page(cursor, PAGE, &in_scope) {
-        Err(StoreError::Cursor) => {
-            return Err(ApiError::BadRequest(format!(
-                "before must be a cursor from an \"older\" link, not {:?}",
-                cursor.unwrap_or_default()
-            )));
+    let rising = query.get("view").is_some_and(|v| v == "rising");
+    let (items, next) = match rising {
+        true => {
+            let hot =
+                crate::query::rising(state.store.as_ref(), &config, members.as_deref(), PAGE, now)?;
+            (hot.into_iter().map(|(item, _)| item).collect(), None)
         }
-        page => page?,
+        false => match state.store.page(cursor, PAGE, &in_scope) {
+            Err(StoreError::Cursor) => {
+                return Err(ApiError::BadRequest(format!(
+                    "before must be a cursor from an \"older\" link, not {:?}",
+                    cursor.unwrap_or_default()
+                )));
+            }
+            page => page?,
+        },
     };
     let mut recent = Vec::new();
     let kept = crate::query::comment_kept(state.store.as_ref(), &config, now);
@@ -120,6 +128,9 @@ fn page_now(state: &AppState, query: &HashMap<String, String>) -> Result<Respons
     let html = river(&RiverInput {
         title: &config.server.title,
         group: group.as_deref(),
+        rising,
+        heat_window: config.output.heat_window,
+        now,
         groups: &groups,
         items: &items,
         recent: &recent,

@@ -35,7 +35,8 @@ pub fn tally(state: &AppState, config: &Config) -> Result<Arc<Tally>, ApiError> 
         return Ok(tally.clone());
     }
     let now = chrono::Utc::now();
-    let counted = crate::query::rule_tally(state.store.as_ref(), config, None, now, &mut |_, _| {})?;
+    let counted =
+        crate::query::rule_tally(state.store.as_ref(), config, None, now, &mut |_, _| {})?;
     let counted = Arc::new(counted);
     *last = Some((config.version, generation, counted.clone()));
     Ok(counted)
@@ -89,7 +90,9 @@ async fn rules(State(state): State<AppState>) -> Result<Json<Listed>, ApiError> 
                     .collect(),
                 feeds: r.feeds.clone(),
                 groups: r.groups.clone(),
-                older_than: r.older_than.map(|d| humantime::format_duration(d).to_string()),
+                older_than: r
+                    .older_than
+                    .map(|d| humantime::format_duration(d).to_string()),
                 drops: tally.dropped[i],
                 in_scope: tally.in_scope[i],
                 warning: tally.warning(i),

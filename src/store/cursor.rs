@@ -50,7 +50,11 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_strangers_are_refused() {
-        for at in [(0, ItemId([7; 16])), (-5, ItemId([0; 16])), (i64::MAX, ItemId([255; 16]))] {
+        for at in [
+            (0, ItemId([7; 16])),
+            (-5, ItemId([0; 16])),
+            (i64::MAX, ItemId([255; 16])),
+        ] {
             assert_eq!(decode(&encode(at)).unwrap(), at);
         }
         for bad in ["", "zz", "00", &"0".repeat(47), &"é".repeat(24)] {

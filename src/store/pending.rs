@@ -83,12 +83,18 @@ impl Pending {
     /// their history, and come without a value; the others with the value
     /// encoded before the write.
     pub fn finish(self, now: Timestamp) -> impl Iterator<Item = (Item, Option<Vec<u8>>)> {
-        self.stories.into_values().map(move |Story { mut item, encoded, changed }| {
-            if encoded.is_none() && changed {
-                item.last_changed = now;
-                crate::stories::note_count(&mut item, now);
-            }
-            (item, encoded)
-        })
+        self.stories.into_values().map(
+            move |Story {
+                      mut item,
+                      encoded,
+                      changed,
+                  }| {
+                if encoded.is_none() && changed {
+                    item.last_changed = now;
+                    crate::stories::note_count(&mut item, now);
+                }
+                (item, encoded)
+            },
+        )
     }
 }

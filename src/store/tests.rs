@@ -97,7 +97,12 @@ fn ingest(store: &Store, feed: &str, candidates: Vec<Candidate>, now: Timestamp)
     store.record_poll(feed, poll, now).unwrap()
 }
 
-fn add_comments(store: &Store, feed: &str, comments: CommentBatch, now: Timestamp) -> CommentReport {
+fn add_comments(
+    store: &Store,
+    feed: &str,
+    comments: CommentBatch,
+    now: Timestamp,
+) -> CommentReport {
     let poll = PolledDocument {
         candidates: Vec::new(),
         comments: vec![comments],
@@ -170,7 +175,11 @@ fn a_comment_waiting_for_its_story_joins_it_after_a_restart(b: Backend) {
 
     ingest(&*store, "feed", vec![candidate(7)], now);
     let story = store.item(&ItemId([7; 16])).unwrap().unwrap();
-    let ids: Vec<_> = story.recent_comments.iter().map(|c| c.id.as_str()).collect();
+    let ids: Vec<_> = story
+        .recent_comments
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
     assert_eq!(ids, ["c1"]);
     // A story whose link no comment waits for is stored as it came.
     ingest(&*store, "feed", vec![candidate(8)], now);
@@ -223,7 +232,9 @@ fn stories_and_their_comments_from_one_poll_are_one_write(b: Backend) {
     let stream = store.recent_comments(10, &|_| true).unwrap();
     assert_eq!(stream.len(), 5);
     assert_eq!(stream.iter().filter(|c| c.item.is_some()).count(), 4);
-    let kept = store.validators("https://example.com/comments/feed/").unwrap();
+    let kept = store
+        .validators("https://example.com/comments/feed/")
+        .unwrap();
     assert_eq!(kept.etag.as_deref(), Some("\"v1\""));
     assert!(store.verify().unwrap().problems.is_empty());
 
@@ -250,7 +261,8 @@ fn digest_windows_hold_every_story_once_with_several_writers(b: Backend) {
                 for batch in 0..20u8 {
                     let candidates = (0..4).map(|i| {
                         let mut c = candidate(i);
-                        c.fresh_id = ItemId([w as u8, batch, i, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7]);
+                        c.fresh_id =
+                            ItemId([w as u8, batch, i, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7]);
                         c.canonical_link = None;
                         c.entry.link = None;
                         c
@@ -265,7 +277,9 @@ fn digest_windows_hold_every_story_once_with_several_writers(b: Backend) {
     let mut seen = std::collections::HashSet::new();
     let mut windows = 0;
     let take = |since, until| -> Vec<ItemId> {
-        let (window, more) = reader.first_seen_between(since, until, 10_000, &|_| true).unwrap();
+        let (window, more) = reader
+            .first_seen_between(since, until, 10_000, &|_| true)
+            .unwrap();
         assert!(more.is_none());
         window.iter().map(|i| i.id).collect()
     };
@@ -291,7 +305,12 @@ fn digest_windows_hold_every_story_once_with_several_writers(b: Backend) {
 fn shared_links_retention_and_tombstones_hold_across_a_restart(b: Backend) {
     let store = b.open();
     let now = chrono::Utc::now();
-    let a = vec![story(1, 1, 1), story(2, 2, 2), story(3, 3, 3), story(4, 4, 4)];
+    let a = vec![
+        story(1, 1, 1),
+        story(2, 2, 2),
+        story(3, 3, 3),
+        story(4, 4, 4),
+    ];
     ingest(&*store, "a", a, now);
     // Feed b carries story 1 under another id (same link) and one of its own.
     let report = ingest(&*store, "b", vec![story(11, 1, 1), story(12, 12, 5)], now);
@@ -313,7 +332,9 @@ fn shared_links_retention_and_tombstones_hold_across_a_restart(b: Backend) {
         assert_eq!(one.also_in, ["b"]);
         assert_eq!(store.count_in_feed("a"), 3);
         assert_eq!(store.count_in_feed("b"), 2, "story 1 is also in b");
-        let b_ids: Vec<_> = (store.latest_in_feed("b", 10, &|_| true).unwrap().iter()).map(|i| i.id).collect();
+        let b_ids: Vec<_> = (store.latest_in_feed("b", 10, &|_| true).unwrap().iter())
+            .map(|i| i.id)
+            .collect();
         assert_eq!(b_ids, [ItemId([1; 16]), ItemId([12; 16])]);
     };
     check(&*store);
@@ -367,13 +388,19 @@ fn pages_walk_every_story_once(b: Backend) {
             None => break,
         }
     }
-    assert_eq!(seen, newest(&*store).into_iter().take(30).collect::<Vec<_>>());
+    assert_eq!(
+        seen,
+        newest(&*store).into_iter().take(30).collect::<Vec<_>>()
+    );
     assert_eq!(seen.len(), 30);
     let mut unique = seen.clone();
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), 30, "no story twice");
-    assert!(matches!(store.page(Some("nope"), 7, &|_| true), Err(StoreError::Cursor)));
+    assert!(matches!(
+        store.page(Some("nope"), 7, &|_| true),
+        Err(StoreError::Cursor)
+    ));
     // A filter skips stories without shortening the page.
     let (odd, _) = store.page(None, 5, &|i| i.id.0[0] % 2 == 1).unwrap();
     assert_eq!(odd.len(), 5);
@@ -421,7 +448,9 @@ fn feed_states_validators_and_leases(b: Backend) {
         }
         _ => {
             match two.claim_feed("cs", lease).unwrap() {
-                Claim::Held(left) => assert!(left <= lease && left > Duration::from_secs(20), "{left:?}"),
+                Claim::Held(left) => {
+                    assert!(left <= lease && left > Duration::from_secs(20), "{left:?}")
+                }
                 Claim::Won => panic!("two instances hold one feed"),
             }
             assert_eq!(two.claim_host("example.com", 1, lease).unwrap(), None);
@@ -431,7 +460,10 @@ fn feed_states_validators_and_leases(b: Backend) {
             one.release_feed("cs");
             assert_eq!(two.claim_feed("cs", lease).unwrap(), Claim::Won);
             // An expired lease is anyone's.
-            assert_eq!(two.claim_feed("short", Duration::from_millis(1)).unwrap(), Claim::Won);
+            assert_eq!(
+                two.claim_feed("short", Duration::from_millis(1)).unwrap(),
+                Claim::Won
+            );
             std::thread::sleep(Duration::from_millis(20));
             assert_eq!(one.claim_feed("short", lease).unwrap(), Claim::Won);
         }

@@ -140,7 +140,12 @@ fn a_store_held_by_another_process_is_one_sentence() {
     let out = paddock(&["poll", "--config", env.config_path().to_str().unwrap()]);
     if crate::support::on_postgres() {
         // A database is shared: another process polls beside the holder.
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return;
     }
     assert_eq!(out.status.code(), Some(1));
@@ -212,7 +217,11 @@ async fn digest_reads_the_store_or_asks_the_daemon() {
         .unwrap();
     if crate::support::on_postgres() {
         // A database is shared: digest reads it beside the daemon.
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(doc["items"].as_array().unwrap().len(), 6);
         daemon.stop().await;

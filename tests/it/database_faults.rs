@@ -38,14 +38,18 @@ impl Proxy {
         let (up2, cut2) = (up.clone(), cut.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((mut client, _)) = listener.accept().await else { continue };
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
                 if !up2.load(Ordering::SeqCst) {
                     continue; // dropped: the connection closes at once
                 }
                 let token = cut2.lock().unwrap().clone();
                 let target = target.clone();
                 tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else { return };
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
                         _ = token.cancelled() => {}
@@ -134,7 +138,11 @@ async fn the_database_going_away_fails_polls_not_the_daemon_and_it_recovers() {
         other => panic!("{other:?}"),
     }
     let (status, body) = get(&app, "/feed.json").await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, cached.as_str()), "served from cache");
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, cached.as_str()),
+        "served from cache"
+    );
     let (status, body) = get(&app, "/feed.rss").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(!body.contains("hunter2"));
@@ -152,7 +160,10 @@ async fn the_database_going_away_fails_polls_not_the_daemon_and_it_recovers() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
-    assert!(outcome.is_some(), "no poll succeeded once the database was back");
+    assert!(
+        outcome.is_some(),
+        "no poll succeeded once the database was back"
+    );
     let (status, body) = get(&app, "/feed.json").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("Story 4"), "{body}");

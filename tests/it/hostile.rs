@@ -518,7 +518,9 @@ async fn a_full_disk_is_said_stored_stories_still_served_and_validators_kept() {
             .collect::<String>())
     };
     if on_postgres() {
-        eprintln!("SKIPPED: sled's free-space reserve: in the PostgreSQL pass the server keeps the disk");
+        eprintln!(
+            "SKIPPED: sled's free-space reserve: in the PostgreSQL pass the server keeps the disk"
+        );
         return;
     }
     server.set("h.rss", doc(3));
@@ -610,7 +612,9 @@ impl Drop for SmallDisk {
 #[test]
 fn a_disk_that_really_fills_fails_polls_not_the_daemon() {
     if on_postgres() {
-        eprintln!("SKIPPED: sled's own disk filling up: in the PostgreSQL pass the server keeps the disk");
+        eprintln!(
+            "SKIPPED: sled's own disk filling up: in the PostgreSQL pass the server keeps the disk"
+        );
         return;
     }
     let env = TestEnv::new();

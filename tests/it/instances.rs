@@ -66,7 +66,11 @@ fn start(env: &TestEnv, n: usize, feeds: &str, database: &str) -> Instance {
 
 /// The ids `/feed.json?limit=1000` lists, or none while it does not answer.
 async fn story_ids(base: &str) -> Vec<String> {
-    let Ok(resp) = client().get(format!("{base}feed.json?limit=1000")).send().await else {
+    let Ok(resp) = client()
+        .get(format!("{base}feed.json?limit=1000"))
+        .send()
+        .await
+    else {
         return Vec::new();
     };
     let Ok(body) = resp.bytes().await else {
@@ -76,7 +80,10 @@ async fn story_ids(base: &str) -> Vec<String> {
         return Vec::new();
     };
     let items = doc["items"].as_array().cloned().unwrap_or_default();
-    items.iter().map(|i| i["id"].as_str().unwrap_or("").to_string()).collect()
+    items
+        .iter()
+        .map(|i| i["id"].as_str().unwrap_or("").to_string())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +95,10 @@ async fn three_instances_share_the_polling_and_survive_a_kill() {
     let mut feeds = String::new();
     for f in 0..FEEDS {
         server.set(&format!("f{f}.rss"), rss(f));
-        feeds.push_str(&format!("[[feed]]\nid = \"f{f}\"\nurl = \"{}\"\n", server.url(&format!("/dyn/f{f}.rss"))));
+        feeds.push_str(&format!(
+            "[[feed]]\nid = \"f{f}\"\nurl = \"{}\"\n",
+            server.url(&format!("/dyn/f{f}.rss"))
+        ));
     }
     let env = TestEnv::new();
     let mut instances: Vec<Instance> = (0..3).map(|n| start(&env, n, &feeds, &database)).collect();
@@ -103,12 +113,20 @@ async fn three_instances_share_the_polling_and_survive_a_kill() {
         if counts.iter().all(|&c| c == FEEDS * 2) {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "instances show {counts:?} stories, not {}", FEEDS * 2);
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "instances show {counts:?} stories, not {}",
+            FEEDS * 2
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let first = story_ids(&instances[0].base).await;
     for i in &instances[1..] {
-        assert_eq!(story_ids(&i.base).await, first, "every instance serves the same feed");
+        assert_eq!(
+            story_ids(&i.base).await,
+            first,
+            "every instance serves the same feed"
+        );
     }
 
     // A few rounds of polling.
@@ -127,12 +145,18 @@ async fn three_instances_share_the_polling_and_survive_a_kill() {
         // of an interval (the schedule's jitter is 10%).
         for pair in times.windows(2) {
             let gap = pair[1] - pair[0];
-            assert!(gap >= INTERVAL.mul_f64(0.7), "feed f{f} fetched twice {gap:?} apart: {times:?}");
+            assert!(
+                gap >= INTERVAL.mul_f64(0.7),
+                "feed f{f} fetched twice {gap:?} apart: {times:?}"
+            );
         }
         // The survivors go on polling every feed, the dead one's included,
         // within the lease and an interval.
         let after_kill = times.iter().filter(|&&t| t > killed_at + LEASE).count();
-        assert!(after_kill >= 1, "feed f{f} was not polled after the kill: {times:?}");
+        assert!(
+            after_kill >= 1,
+            "feed f{f} was not polled after the kill: {times:?}"
+        );
     }
     assert!(polls >= FEEDS * 3, "{polls} fetches of {FEEDS} feeds");
     for i in &instances {

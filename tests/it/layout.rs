@@ -218,7 +218,11 @@ fn only_the_postgres_backend_names_the_driver() {
         if uses && inside {
             named += 1;
         }
-        assert!(!uses || inside || config, "{} names the PostgreSQL driver", module.join("::"));
+        assert!(
+            !uses || inside || config,
+            "{} names the PostgreSQL driver",
+            module.join("::")
+        );
     }
     assert!(named > 0, "the scan found the backend itself");
 }

@@ -295,7 +295,10 @@ fn kill_9_at_random_moments_loses_nothing_flushed() {
         .unwrap();
     };
     // A killed poll holds its leases on PostgreSQL until they run out.
-    let mut toml = format!("[storage]\n{}[poll]\nconcurrency = 8\nlease = \"2s\"\n", storage_keys());
+    let mut toml = format!(
+        "[storage]\n{}[poll]\nconcurrency = 8\nlease = \"2s\"\n",
+        storage_keys()
+    );
     for n in 0..FEEDS {
         write_feed(n, 20);
         toml.push_str(&format!(

@@ -3,8 +3,8 @@
 
 mod browser;
 mod cli;
-mod database_faults;
 mod comments;
+mod database_faults;
 mod digest;
 mod feedparser_suite;
 mod hostile;

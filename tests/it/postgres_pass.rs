@@ -44,5 +44,8 @@ fn the_integration_suite_passes_on_postgresql() {
         "the suite fails on PostgreSQL:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(passed > 40, "only {passed} tests ran on PostgreSQL:\n{stdout}");
+    assert!(
+        passed > 40,
+        "only {passed} tests ran on PostgreSQL:\n{stdout}"
+    );
 }

@@ -73,12 +73,54 @@ async fn fixtures() -> FixtureServer {
         rss(
             "cs.example",
             &[
-                Story { title: "Sponsored: deal of the day on tires", slug: "sponsored-tires", category: "Deals", author: "Staff", text: "Save now.", days_old: 0 },
-                Story { title: "The F-150 Lightning returns", slug: "lightning", category: "EV", author: "Matt Posky", text: "Ford brings it back.", days_old: 0 },
-                Story { title: "Buick Envista review", slug: "envista", category: "Reviews", author: "Tim Healey", text: "A small crossover.", days_old: 1 },
-                Story { title: "Toyota recalls the Tundra", slug: "tundra", category: "Recalls", author: "Staff", text: "A recall of 100,000 trucks.", days_old: 1 },
-                Story { title: "Weekly podcast", slug: "podcast", category: "Podcast", author: "Staff", text: "Listen.", days_old: 2 },
-                Story { title: "Old news about the Aztek", slug: "aztek", category: "EV", author: "Staff", text: "Still ugly.", days_old: 40 },
+                Story {
+                    title: "Sponsored: deal of the day on tires",
+                    slug: "sponsored-tires",
+                    category: "Deals",
+                    author: "Staff",
+                    text: "Save now.",
+                    days_old: 0,
+                },
+                Story {
+                    title: "The F-150 Lightning returns",
+                    slug: "lightning",
+                    category: "EV",
+                    author: "Matt Posky",
+                    text: "Ford brings it back.",
+                    days_old: 0,
+                },
+                Story {
+                    title: "Buick Envista review",
+                    slug: "envista",
+                    category: "Reviews",
+                    author: "Tim Healey",
+                    text: "A small crossover.",
+                    days_old: 1,
+                },
+                Story {
+                    title: "Toyota recalls the Tundra",
+                    slug: "tundra",
+                    category: "Recalls",
+                    author: "Staff",
+                    text: "A recall of 100,000 trucks.",
+                    days_old: 1,
+                },
+                Story {
+                    title: "Weekly podcast",
+                    slug: "podcast",
+                    category: "Podcast",
+                    author: "Staff",
+                    text: "Listen.",
+                    days_old: 2,
+                },
+                Story {
+                    title: "Old news about the Aztek",
+                    slug: "aztek",
+                    category: "EV",
+                    author: "Staff",
+                    text: "Still ugly.",
+                    days_old: 40,
+                },
             ],
         ),
     );
@@ -87,8 +129,22 @@ async fn fixtures() -> FixtureServer {
         rss(
             "ttac.example",
             &[
-                Story { title: "Sponsored: deal of the day on tires", slug: "sponsored-tires", category: "Deals", author: "Staff", text: "Save now.", days_old: 0 },
-                Story { title: "Rental review: Kia K5", slug: "kia-k5-rental", category: "Reviews", author: "Staff", text: "Fine.", days_old: 0 },
+                Story {
+                    title: "Sponsored: deal of the day on tires",
+                    slug: "sponsored-tires",
+                    category: "Deals",
+                    author: "Staff",
+                    text: "Save now.",
+                    days_old: 0,
+                },
+                Story {
+                    title: "Rental review: Kia K5",
+                    slug: "kia-k5-rental",
+                    category: "Reviews",
+                    author: "Staff",
+                    text: "Fine.",
+                    days_old: 0,
+                },
             ],
         ),
     );
@@ -125,7 +181,12 @@ any = \"nothing says this\"
 ";
 
 /// The config: the two feeds, `extra` keys and the rules given.
-fn write_config(env: &TestEnv, server: &FixtureServer, server_keys: &str, rules: &str) -> paddock::config::Config {
+fn write_config(
+    env: &TestEnv,
+    server: &FixtureServer,
+    server_keys: &str,
+    rules: &str,
+) -> paddock::config::Config {
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nbase_url = \"http://paddock.test/\"\n{server_keys}\n\
          [storage]\n{}\
@@ -142,7 +203,10 @@ fn write_config(env: &TestEnv, server: &FixtureServer, server_keys: &str, rules:
 }
 
 fn titles(items: &[Value]) -> BTreeSet<String> {
-    items.iter().map(|i| i["title"].as_str().unwrap().to_string()).collect()
+    items
+        .iter()
+        .map(|i| i["title"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn set(titles: &[&str]) -> BTreeSet<String> {
@@ -158,7 +222,10 @@ async fn every_kind_of_rule_leaves_stories_out_of_every_output() {
     poll(&pipeline, &config).await;
 
     let kept = set(&["The F-150 Lightning returns", "Rental review: Kia K5"]);
-    assert_eq!(titles(&json_items(&pipeline, &config, "/feed.json?limit=100").await), kept);
+    assert_eq!(
+        titles(&json_items(&pipeline, &config, "/feed.json?limit=100").await),
+        kept
+    );
     assert_eq!(
         titles(&json_items(&pipeline, &config, "/groups/news/feed.json").await),
         set(&["The F-150 Lightning returns"])
@@ -168,7 +235,13 @@ async fn every_kind_of_rule_leaves_stories_out_of_every_output() {
         set(&["Rental review: Kia K5"]),
         "the sponsored story ttac carries too is dropped there as well"
     );
-    for path in ["/feed.atom", "/feed.rss", "/feeds/cs/feed.atom", "/", "/?group=news"] {
+    for path in [
+        "/feed.atom",
+        "/feed.rss",
+        "/feeds/cs/feed.atom",
+        "/",
+        "/?group=news",
+    ] {
         let (status, body) = get(&pipeline, &config, path).await;
         assert_eq!(status, 200, "{path}");
         assert!(body.contains("Lightning"), "{path}");
@@ -185,7 +258,10 @@ async fn every_kind_of_rule_leaves_stories_out_of_every_output() {
     assert_eq!(comments.len(), 1, "{comments:?}");
     assert!(comments[0]["text"].as_str().unwrap().contains("Lightning"));
     let (_, recent) = get(&pipeline, &config, "/comments/recent.json").await;
-    assert!(recent.contains("Lightning is back") && !recent.contains("an ad?"), "{recent}");
+    assert!(
+        recent.contains("Lightning is back") && !recent.contains("an ad?"),
+        "{recent}"
+    );
 
     // Each rule, with what it drops now; the blocked story reached through
     // two feeds is one story (7 stored from 8 entries).
@@ -200,21 +276,36 @@ async fn every_kind_of_rule_leaves_stories_out_of_every_output() {
     // sponsored (1 story, in both feeds); the podcast; Healey; the recall; the Aztek; nothing.
     assert_eq!(drops, [1, 1, 1, 1, 1, 0], "{listed}");
     let text = std::fs::read_to_string(env.config_path()).unwrap();
-    let line = 1 + text.lines().position(|l| l.starts_with("action = ")).unwrap();
+    let line = 1 + text
+        .lines()
+        .position(|l| l.starts_with("action = "))
+        .unwrap();
     assert_eq!(listed["rules"][0]["line"], line, "{listed}");
     assert_eq!(listed["rules"][5]["warning"], "drops no stored story");
     assert!(listed["rules"][0]["warning"].is_null());
 
     let (_, metrics) = get(&pipeline, &config, "/metrics").await;
     assert!(
-        metrics.contains(&format!("paddock_rule_dropped_stories{{rule=\"1\",line=\"{line}\",action=\"block\"}} 1")),
+        metrics.contains(&format!(
+            "paddock_rule_dropped_stories{{rule=\"1\",line=\"{line}\",action=\"block\"}} 1"
+        )),
         "{metrics}"
     );
 
     // `?limit` counts stories the output carries: the two kept ones come
     // back however many dropped stories are newer.
-    assert_eq!(json_items(&pipeline, &config, "/feed.json?limit=2").await.len(), 2);
-    assert_eq!(json_items(&pipeline, &config, "/feed.json?limit=1").await.len(), 1);
+    assert_eq!(
+        json_items(&pipeline, &config, "/feed.json?limit=2")
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(
+        json_items(&pipeline, &config, "/feed.json?limit=1")
+            .await
+            .len(),
+        1
+    );
 
     // `paddock rules test` lists the drops the outputs make.
     drop(pipeline);
@@ -230,7 +321,11 @@ async fn every_kind_of_rule_leaves_stories_out_of_every_output() {
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listed_drops: BTreeSet<String> = stdout
         .lines()
         .filter(|l| l.contains(".toml:") && (l.contains("  block  ") || l.contains("  keep   ")))
@@ -248,13 +343,29 @@ async fn every_kind_of_rule_leaves_stories_out_of_every_output() {
         "{stdout}"
     );
     assert!(stdout.contains("5 of 7 stored stories dropped"), "{stdout}");
-    assert!(stdout.contains("rule 6 (") && stdout.contains("warning: drops no stored story"), "{stdout}");
+    assert!(
+        stdout.contains("rule 6 (") && stdout.contains("warning: drops no stored story"),
+        "{stdout}"
+    );
     let one = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .args(["rules", "test", "--rule", "2", "--feed", "cs", "--config", env.config_path().to_str().unwrap()])
+        .args([
+            "rules",
+            "test",
+            "--rule",
+            "2",
+            "--feed",
+            "cs",
+            "--config",
+            env.config_path().to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&one.stdout);
-    assert!(stdout.contains("  keep   cs  Weekly podcast") && stdout.contains("1 of 6 stored stories dropped"), "{stdout}");
+    assert!(
+        stdout.contains("  keep   cs  Weekly podcast")
+            && stdout.contains("1 of 6 stored stories dropped"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
@@ -269,7 +380,14 @@ async fn a_reload_adds_and_removes_a_rule_without_a_fetch() {
     daemon.wait_for_stories(7).await;
     let http = client();
     let atom = || async {
-        let body = http.get(daemon.url("feed.atom")).send().await.unwrap().text().await.unwrap();
+        let body = http
+            .get(daemon.url("feed.atom"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         body.matches("<entry>").count()
     };
     let reload = || async {
@@ -284,9 +402,18 @@ async fn a_reload_adds_and_removes_a_rule_without_a_fetch() {
     assert_eq!(atom().await, 7);
     let fetches = server.total_hits();
 
-    write_config(&env, &server, &server_keys, "[[rule]]\naction = \"block\"\ncategory = \"^(Deals|Reviews)$\"\n");
+    write_config(
+        &env,
+        &server,
+        &server_keys,
+        "[[rule]]\naction = \"block\"\ncategory = \"^(Deals|Reviews)$\"\n",
+    );
     reload().await;
-    assert_eq!(atom().await, 4, "the sponsored story and both reviews are gone");
+    assert_eq!(
+        atom().await,
+        4,
+        "the sponsored story and both reviews are gone"
+    );
     write_config(&env, &server, &server_keys, "");
     reload().await;
     assert_eq!(atom().await, 7, "and back");

@@ -37,7 +37,12 @@ async fn a_sled_store_moves_into_postgresql_whole() {
         // One story removed by retention: its tombstone must move too.
         let store = pipeline.store.clone();
         tokio::task::spawn_blocking(move || {
-            store.prune(chrono::DateTime::UNIX_EPOCH, 5, &["ttac"], chrono::Utc::now())
+            store.prune(
+                chrono::DateTime::UNIX_EPOCH,
+                5,
+                &["ttac"],
+                chrono::Utc::now(),
+            )
         })
         .await
         .unwrap()
@@ -50,15 +55,28 @@ async fn a_sled_store_moves_into_postgresql_whole() {
     drop(sled);
 
     let (path, to) = (sled_config.to_str().unwrap().to_string(), database.clone());
-    let out = tokio::task::spawn_blocking(move || paddock(&["store", "copy", "--config", &path, "--to", &to]))
-        .await
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        paddock(&["store", "copy", "--config", &path, "--to", &to])
+    })
+    .await
+    .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&format!("copied {} stories, 1 tombstones", before.len())), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("copied {} stories, 1 tombstones", before.len())),
+        "{stdout}"
+    );
 
     let pg_config = env.dir.path().join("pg.toml");
-    std::fs::write(&pg_config, format!("[storage]\nurl = \"{database}\"\n{feeds}")).unwrap();
+    std::fs::write(
+        &pg_config,
+        format!("[storage]\nurl = \"{database}\"\n{feeds}"),
+    )
+    .unwrap();
     let pg_cfg = paddock::config::Config::load(&pg_config).unwrap();
     let pg = tokio::task::spawn_blocking(move || {
         let pg = paddock::store::open_configured(&pg_cfg.storage).unwrap();
@@ -75,7 +93,8 @@ async fn a_sled_store_moves_into_postgresql_whole() {
     assert!(verified.problems.is_empty(), "{:?}", verified.problems);
 
     // The tombstone holds: the pruned story, polled again, stays pruned.
-    let pipeline = paddock::app::pipeline(&paddock::config::Config::load(&pg_config).unwrap()).unwrap();
+    let pipeline =
+        paddock::app::pipeline(&paddock::config::Config::load(&pg_config).unwrap()).unwrap();
     let reports = pipeline.poll_all(&config.feeds, |_| {}).await;
     let count = tokio::task::spawn_blocking(move || pg.latest(1000, &|_| true).unwrap().len())
         .await
@@ -84,9 +103,11 @@ async fn a_sled_store_moves_into_postgresql_whole() {
 
     // A second copy into a database with stories is refused.
     let path = sled_config.to_str().unwrap().to_string();
-    let out = tokio::task::spawn_blocking(move || paddock(&["store", "copy", "--config", &path, "--to", &database]))
-        .await
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        paddock(&["store", "copy", "--config", &path, "--to", &database])
+    })
+    .await
+    .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("already holds stories"), "{stderr}");

@@ -19,7 +19,11 @@ pub enum Claim {
 
 const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT";
 
-pub(super) fn claim_feed(store: &PgStore, feed: &str, lease: Duration) -> Result<Claim, StoreError> {
+pub(super) fn claim_feed(
+    store: &PgStore,
+    feed: &str,
+    lease: Duration,
+) -> Result<Claim, StoreError> {
     let client = store.conn()?;
     let ms = lease.as_millis() as i64;
     let won = store.row(

@@ -113,8 +113,9 @@ impl PgStore {
             path: shown.clone(),
             detail,
         };
-        let mut config: tokio_postgres::Config =
-            url.parse().map_err(|e: tokio_postgres::Error| open_error(e.to_string()))?;
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| open_error(e.to_string()))?;
         config.connect_timeout(CONNECT_TIMEOUT);
         // A call the store gives up on must not run on in the server
         // (holding locks, or the connection it goes back to the pool on).
@@ -175,7 +176,9 @@ impl PgStore {
     }
 
     fn runtime(&self) -> &tokio::runtime::Runtime {
-        self.runtime.as_ref().expect("the runtime lives as long as the store")
+        self.runtime
+            .as_ref()
+            .expect("the runtime lives as long as the store")
     }
 
     /// Runs `f` to completion on this thread, with the store's runtime
@@ -269,7 +272,11 @@ impl PgStore {
         client: &impl GenericClient,
         feed: &str,
     ) -> Result<FeedState, StoreError> {
-        let row = self.row(client, "SELECT state FROM feed_states WHERE feed = $1", &[&feed])?;
+        let row = self.row(
+            client,
+            "SELECT state FROM feed_states WHERE feed = $1",
+            &[&feed],
+        )?;
         match row {
             Some(row) => Ok(serde_json::from_slice(row.get::<_, &[u8]>(0))?),
             None => Ok(FeedState::default()),
@@ -281,7 +288,11 @@ impl PgStore {
         client: &impl GenericClient,
         id: &ItemId,
     ) -> Result<Option<Item>, StoreError> {
-        let row = self.row(client, "SELECT body FROM stories WHERE id = $1", &[&&id.0[..]])?;
+        let row = self.row(
+            client,
+            "SELECT body FROM stories WHERE id = $1",
+            &[&&id.0[..]],
+        )?;
         row.map(|r| body(&r, 0)).transpose()
     }
 
@@ -352,7 +363,10 @@ impl PgStore {
 
     /// Every statement of a write, in one transaction under [`WRITE_LOCK`],
     /// with a stamp source; commits when `f` succeeds.
-    fn write<T>(&self, f: impl FnOnce(&mut write::Write<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut write::Write<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut client = self.conn()?;
         let tx = self.block(async { Ok(client.transaction().await?) })?;
         let mut w = write::Write::begin(self, tx)?;
@@ -444,7 +458,10 @@ impl super::Storage for PgStore {
             let state: FeedState = serde_json::from_slice(row.get::<_, &[u8]>(1))?;
             found.insert(row.get::<_, String>(0), state);
         }
-        Ok(feeds.iter().map(|f| found.remove(*f).unwrap_or_default()).collect())
+        Ok(feeds
+            .iter()
+            .map(|f| found.remove(*f).unwrap_or_default())
+            .collect())
     }
 
     fn cached_feed_state(&self, _feed: &str) -> Option<FeedState> {
@@ -534,7 +551,11 @@ impl super::Storage for PgStore {
 
     fn count_in_feed(&self, feed: &str) -> usize {
         let counted = self.conn().and_then(|client| {
-            self.row(&client, "SELECT count(*) FROM story_feeds WHERE feed = $1", &[&feed])
+            self.row(
+                &client,
+                "SELECT count(*) FROM story_feeds WHERE feed = $1",
+                &[&feed],
+            )
         });
         match counted {
             Ok(Some(row)) => row.get::<_, i64>(0) as usize,
@@ -728,7 +749,12 @@ impl super::Storage for PgStore {
         lease::release_feed(self, feed)
     }
 
-    fn claim_host(&self, host: &str, slots: usize, lease: Duration) -> Result<Option<u32>, StoreError> {
+    fn claim_host(
+        &self,
+        host: &str,
+        slots: usize,
+        lease: Duration,
+    ) -> Result<Option<u32>, StoreError> {
         lease::claim_host(self, host, slots, lease)
     }
 
@@ -762,7 +788,10 @@ pub fn create_scratch(admin: &str) -> Result<String, String> {
                 .await
                 .map_err(|e| format!("{}: {e}", redact(&admin)))?;
             tokio::spawn(connection);
-            client.batch_execute(&create).await.map_err(|e| e.to_string())?;
+            client
+                .batch_execute(&create)
+                .await
+                .map_err(|e| e.to_string())?;
             let mut url = url::Url::parse(&admin).map_err(|e| e.to_string())?;
             url.set_path(&name);
             Ok(url.to_string())

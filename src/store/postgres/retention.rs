@@ -79,7 +79,10 @@ pub(super) fn prune(
 /// Removes stories for good, leaving tombstones that keep their links.
 fn remove(w: &mut Write<'_>, ids: &[ItemId], now: Timestamp) -> Result<usize, StoreError> {
     let ids: Vec<Vec<u8>> = ids.iter().map(|id| id.0.to_vec()).collect();
-    let gone = w.rows("DELETE FROM stories WHERE id = ANY($1) RETURNING id, link", &[&ids])?;
+    let gone = w.rows(
+        "DELETE FROM stories WHERE id = ANY($1) RETURNING id, link",
+        &[&ids],
+    )?;
     if gone.is_empty() {
         return Ok(0);
     }
@@ -129,7 +132,11 @@ pub(super) fn verify(store: &PgStore) -> Result<Verified, StoreError> {
     let mut report = Verified::default();
     let mut links: HashMap<String, ItemId> = HashMap::new();
     let mut memberships: HashMap<ItemId, Vec<String>> = HashMap::new();
-    for row in store.rows(&client, "SELECT id, feed FROM story_feeds ORDER BY feed", &[])? {
+    for row in store.rows(
+        &client,
+        "SELECT id, feed FROM story_feeds ORDER BY feed",
+        &[],
+    )? {
         memberships
             .entry(item_id(&row, 0)?)
             .or_default()
@@ -149,7 +156,9 @@ pub(super) fn verify(store: &PgStore) -> Result<Verified, StoreError> {
             let item = match body(row, 5) {
                 Ok(item) => item,
                 Err(e) => {
-                    report.problems.push(format!("story {id} does not decode: {e}"));
+                    report
+                        .problems
+                        .push(format!("story {id} does not decode: {e}"));
                     continue;
                 }
             };
@@ -169,9 +178,9 @@ pub(super) fn verify(store: &PgStore) -> Result<Verified, StoreError> {
             let mut found = memberships.remove(&id).unwrap_or_default();
             found.sort();
             if listed != found {
-                report
-                    .problems
-                    .push(format!("story {id}'s feeds differ from the feeds that list it"));
+                report.problems.push(format!(
+                    "story {id}'s feeds differ from the feeds that list it"
+                ));
             }
             if let Some(link) = item.link
                 && let Some(other) = links.insert(link.clone(), id)

@@ -14,8 +14,8 @@ use crate::model::{
     Comment, CommentBatch, CommentReport, CommentSource, CountSource, IngestReport, Item, ItemId,
     PolledDocument, RecentComment, Target, Timestamp,
 };
-use crate::store::{comment_hash, link_hash};
 use crate::store::pending::Pending;
+use crate::store::{comment_hash, link_hash};
 use crate::stories;
 
 pub(super) const PUT_STATE: &str = "INSERT INTO feed_states (feed, state) VALUES ($1, $2)
@@ -117,7 +117,9 @@ impl<'a> Write<'a> {
         let (store, locked) = (self.store, self.locked);
         store.block(async { Ok(self.tx.commit().await?) })?;
         let held = locked.elapsed().as_nanos() as u64;
-        store.busy.fetch_add(held, std::sync::atomic::Ordering::Relaxed);
+        store
+            .busy
+            .fetch_add(held, std::sync::atomic::Ordering::Relaxed);
         if let Some(g) = generation {
             store
                 .generation
@@ -183,12 +185,20 @@ impl<'a> Write<'a> {
 
     /// Joins the comments that waited for `item` (by its link) to it;
     /// whether any did.
-    pub fn attach_waiting(&mut self, item: &mut Item, stored: Timestamp) -> Result<bool, StoreError> {
+    pub fn attach_waiting(
+        &mut self,
+        item: &mut Item,
+        stored: Timestamp,
+    ) -> Result<bool, StoreError> {
         let Some(link) = item.link.clone() else {
             return Ok(false);
         };
         let key = link_key(&link);
-        if self.waiting_for.as_ref().is_some_and(|keys| !keys.contains(&key)) {
+        if self
+            .waiting_for
+            .as_ref()
+            .is_some_and(|keys| !keys.contains(&key))
+        {
             return Ok(false);
         }
         let rows = self.rows(
@@ -224,13 +234,23 @@ impl<'a> Write<'a> {
     }
 
     /// A comment waiting for the story with this link.
-    pub fn put_waiting(&self, link: &str, hash: &[u8], comment: &Comment) -> Result<(), StoreError> {
+    pub fn put_waiting(
+        &self,
+        link: &str,
+        hash: &[u8],
+        comment: &Comment,
+    ) -> Result<(), StoreError> {
         let key = link_key(link);
         self.exec(
             "INSERT INTO waiting (link_key, hash, published, comment) VALUES ($1, $2, $3, $4)
              ON CONFLICT (link_key, hash) DO UPDATE SET published = EXCLUDED.published,
                  comment = EXCLUDED.comment",
-            &[&&key[..], &hash, &comment.published.map(nanos), &serde_json::to_vec(comment)?],
+            &[
+                &&key[..],
+                &hash,
+                &comment.published.map(nanos),
+                &serde_json::to_vec(comment)?,
+            ],
         )?;
         Ok(())
     }
@@ -239,7 +259,10 @@ impl<'a> Write<'a> {
     /// none skip the look (see `waiting_for`).
     pub fn note_waiting(&mut self, links: &[&str]) -> Result<(), StoreError> {
         let keys: Vec<Vec<u8>> = links.iter().map(|l| link_key(l).to_vec()).collect();
-        let rows = self.rows("SELECT DISTINCT link_key FROM waiting WHERE link_key = ANY($1)", &[&keys])?;
+        let rows = self.rows(
+            "SELECT DISTINCT link_key FROM waiting WHERE link_key = ANY($1)",
+            &[&keys],
+        )?;
         let found = rows
             .iter()
             .filter_map(|r| r.get::<_, &[u8]>(0).try_into().ok())
@@ -251,12 +274,21 @@ impl<'a> Write<'a> {
     /// A comment's record as stored before this write (as on sled, a
     /// write's own records are not read back).
     fn record(&self, hash: &[u8]) -> Result<Option<Record>, StoreError> {
-        let rows = self.rows("SELECT item, time_ms, stored FROM comments WHERE hash = $1", &[&hash])?;
+        let rows = self.rows(
+            "SELECT item, time_ms, stored FROM comments WHERE hash = $1",
+            &[&hash],
+        )?;
         rows.first().map(Record::of).transpose()
     }
 
     /// A comment's record, written at commit.
-    pub fn put_record(&mut self, hash: &[u8], item: Option<ItemId>, time: Timestamp, stored: Timestamp) {
+    pub fn put_record(
+        &mut self,
+        hash: &[u8],
+        item: Option<ItemId>,
+        time: Timestamp,
+        stored: Timestamp,
+    ) {
         let record = Record {
             item,
             time: ms(time.timestamp_millis()),
@@ -266,7 +298,12 @@ impl<'a> Write<'a> {
     }
 
     /// A stream entry, written at commit.
-    pub fn put_stream(&mut self, hash: &[u8], time: Timestamp, entry: &RecentComment) -> Result<(), StoreError> {
+    pub fn put_stream(
+        &mut self,
+        hash: &[u8],
+        time: Timestamp,
+        entry: &RecentComment,
+    ) -> Result<(), StoreError> {
         let item = entry.item.map(|id| id.0.to_vec());
         let value = (time.timestamp_millis(), item, serde_json::to_vec(entry)?);
         self.stream.insert(hash.to_vec(), value);
@@ -352,7 +389,10 @@ impl<'a> Write<'a> {
         )? {
             let hash: Vec<u8> = row.get(0);
             let record = Record {
-                item: row.get::<_, Option<&[u8]>>(1).and_then(|b| b.try_into().ok()).map(ItemId),
+                item: row
+                    .get::<_, Option<&[u8]>>(1)
+                    .and_then(|b| b.try_into().ok())
+                    .map(ItemId),
                 time: ms(row.get(2)),
                 stored: chrono::DateTime::from_timestamp_nanos(row.get(3)),
             };
@@ -375,7 +415,10 @@ impl<'a> Write<'a> {
         }
         let mut stored_links = HashMap::new();
         if !named_links.is_empty() {
-            for row in self.rows("SELECT id, link FROM stories WHERE link = ANY($1)", &[&named_links])? {
+            for row in self.rows(
+                "SELECT id, link FROM stories WHERE link = ANY($1)",
+                &[&named_links],
+            )? {
                 stored_links.insert(row.get::<_, String>(1), item_id(&row, 0)?);
             }
         }
@@ -533,31 +576,32 @@ pub(super) fn record_poll(
         store.exec(&client, PUT_STATE, &[&feed, &serde_json::to_vec(&state)?])?;
         return Ok(IngestReport::default());
     }
-    store.write(|w| {
-        // Every stored story and tombstone the document names, in two reads.
-        let ids: Vec<Vec<u8>> = candidates.iter().map(|c| c.fresh_id.0.to_vec()).collect();
-        let links: Vec<&str> = (candidates.iter())
-            .filter_map(|c| c.canonical_link.as_deref())
-            .collect();
-        let mut by_id: HashMap<ItemId, Item> = HashMap::new();
-        let mut by_link: HashMap<String, ItemId> = HashMap::new();
-        if !candidates.is_empty() {
-            for row in w.rows(
-                "SELECT body FROM stories WHERE id = ANY($1) OR link = ANY($2)",
-                &[&ids, &links],
-            )? {
-                let item = body(&row, 0)?;
-                if let Some(link) = &item.link {
-                    by_link.insert(link.clone(), item.id);
+    store
+        .write(|w| {
+            // Every stored story and tombstone the document names, in two reads.
+            let ids: Vec<Vec<u8>> = candidates.iter().map(|c| c.fresh_id.0.to_vec()).collect();
+            let links: Vec<&str> = (candidates.iter())
+                .filter_map(|c| c.canonical_link.as_deref())
+                .collect();
+            let mut by_id: HashMap<ItemId, Item> = HashMap::new();
+            let mut by_link: HashMap<String, ItemId> = HashMap::new();
+            if !candidates.is_empty() {
+                for row in w.rows(
+                    "SELECT body FROM stories WHERE id = ANY($1) OR link = ANY($2)",
+                    &[&ids, &links],
+                )? {
+                    let item = body(&row, 0)?;
+                    if let Some(link) = &item.link {
+                        by_link.insert(link.clone(), item.id);
+                    }
+                    by_id.insert(item.id, item);
                 }
-                by_id.insert(item.id, item);
             }
-        }
-        let mut pruned_ids = HashSet::new();
-        let mut pruned_links = HashSet::new();
-        if !candidates.is_empty() {
-            let hashes: Vec<i64> = links.iter().map(|l| link_hash(l) as i64).collect();
-            for row in w.rows(
+            let mut pruned_ids = HashSet::new();
+            let mut pruned_links = HashSet::new();
+            if !candidates.is_empty() {
+                let hashes: Vec<i64> = links.iter().map(|l| link_hash(l) as i64).collect();
+                for row in w.rows(
                 "SELECT id, link_hash FROM tombstones WHERE id = ANY($1) OR link_hash = ANY($2)",
                 &[&ids, &hashes],
             )? {
@@ -566,79 +610,80 @@ pub(super) fn record_poll(
                     pruned_links.insert(hash as u64);
                 }
             }
-        }
+            }
 
-        if !links.is_empty() {
-            w.note_waiting(&links)?;
-        }
-        let mut stories = Pending::default();
-        let mut report = IngestReport::default();
-        for c in candidates {
-            let canonical_link = c.canonical_link.clone();
-            let mut fresh = Item::new(feed, c, chrono::DateTime::UNIX_EPOCH, now);
-            let existing = match by_id.get(&fresh.id) {
-                Some(item) => Some(item.clone()),
-                None => (canonical_link.as_deref())
-                    .and_then(|l| by_link.get(l))
-                    .and_then(|id| by_id.get(id))
-                    .filter(|i| i.link == canonical_link)
-                    .cloned(),
-            };
-            let pruned = pruned_ids.contains(&fresh.id)
-                || (canonical_link.as_deref()).is_some_and(|l| pruned_links.contains(&link_hash(l)));
-            if existing.is_none() && pruned {
-                report.pruned += 1;
-                continue;
+            if !links.is_empty() {
+                w.note_waiting(&links)?;
             }
-            match existing {
-                None => {
-                    fresh.first_seen = w.stamp();
-                    let stored = fresh.first_seen;
-                    w.attach_waiting(&mut fresh, stored)?;
-                    report.new.push(fresh.id);
-                    stories.put(fresh);
+            let mut stories = Pending::default();
+            let mut report = IngestReport::default();
+            for c in candidates {
+                let canonical_link = c.canonical_link.clone();
+                let mut fresh = Item::new(feed, c, chrono::DateTime::UNIX_EPOCH, now);
+                let existing = match by_id.get(&fresh.id) {
+                    Some(item) => Some(item.clone()),
+                    None => (canonical_link.as_deref())
+                        .and_then(|l| by_link.get(l))
+                        .and_then(|id| by_id.get(id))
+                        .filter(|i| i.link == canonical_link)
+                        .cloned(),
+                };
+                let pruned = pruned_ids.contains(&fresh.id)
+                    || (canonical_link.as_deref())
+                        .is_some_and(|l| pruned_links.contains(&link_hash(l)));
+                if existing.is_none() && pruned {
+                    report.pruned += 1;
+                    continue;
                 }
-                Some(old) => {
-                    let owner_site = match old.feed == feed {
-                        true => None,
-                        false => store.feed_state_with(&w.tx, &old.feed)?.site_link,
-                    };
-                    let takes_over = stories::takes_over(
-                        &old,
-                        feed,
-                        state.site_link.as_deref(),
-                        owner_site.as_deref(),
-                    );
-                    let mut item = stories::merge(old.clone(), feed, fresh, takes_over);
-                    if item == old {
-                        report.unchanged += 1;
-                        continue;
+                match existing {
+                    None => {
+                        fresh.first_seen = w.stamp();
+                        let stored = fresh.first_seen;
+                        w.attach_waiting(&mut fresh, stored)?;
+                        report.new.push(fresh.id);
+                        stories.put(fresh);
                     }
-                    if item.link != old.link {
-                        let stored = w.stamp();
-                        w.attach_waiting(&mut item, stored)?;
+                    Some(old) => {
+                        let owner_site = match old.feed == feed {
+                            true => None,
+                            false => store.feed_state_with(&w.tx, &old.feed)?.site_link,
+                        };
+                        let takes_over = stories::takes_over(
+                            &old,
+                            feed,
+                            state.site_link.as_deref(),
+                            owner_site.as_deref(),
+                        );
+                        let mut item = stories::merge(old.clone(), feed, fresh, takes_over);
+                        if item == old {
+                            report.unchanged += 1;
+                            continue;
+                        }
+                        if item.link != old.link {
+                            let stored = w.stamp();
+                            w.attach_waiting(&mut item, stored)?;
+                        }
+                        report.updated.push(item.id);
+                        stories.put(item);
                     }
-                    report.updated.push(item.id);
-                    stories.put(item);
                 }
             }
-        }
-        if !comments.is_empty() {
-            let stored = w.stamp();
-            let mut total = CommentReport::default();
-            for c in comments {
-                total += w.join_comments(feed, c, &mut stories, now, stored)?;
+            if !comments.is_empty() {
+                let stored = w.stamp();
+                let mut total = CommentReport::default();
+                for c in comments {
+                    total += w.join_comments(feed, c, &mut stories, now, stored)?;
+                }
+                report.comments = Some(total);
             }
-            report.comments = Some(total);
-        }
-        w.put_stories(stories, now)?;
-        w.exec(PUT_STATE, &[&feed, &serde_json::to_vec(&state)?])?;
-        if renamed {
-            w.changed();
-        }
-        Ok(report)
-    })
-    .inspect(|_| store.trim_stream())
+            w.put_stories(stories, now)?;
+            w.exec(PUT_STATE, &[&feed, &serde_json::to_vec(&state)?])?;
+            if renamed {
+                w.changed();
+            }
+            Ok(report)
+        })
+        .inspect(|_| store.trim_stream())
 }
 
 impl PgStore {

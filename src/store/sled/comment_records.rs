@@ -6,12 +6,12 @@ use std::sync::atomic::Ordering;
 
 use super::codec::encode;
 use super::index::link_hash;
-use crate::store::pending::Pending;
 use super::{SledStore, StoreError, keys};
 use crate::model::{
     Candidate, Comment, CommentBatch, CommentReport, CommentSource, CountSource, IncomingComment,
     Item, ItemId, RecentComment, Target, Timestamp,
 };
+use crate::store::pending::Pending;
 use crate::stories;
 
 /// The site-wide stream keeps this many newest comments.

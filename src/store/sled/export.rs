@@ -33,7 +33,11 @@ impl SledStore {
                 continue;
             };
             let link_hash = keys::tombstone_link(&value);
-            each(Exported::Tombstone { id, link_hash, removed })?;
+            each(Exported::Tombstone {
+                id,
+                link_hash,
+                removed,
+            })?;
         }
         for entry in self.tree.scan_prefix(keys::STATE) {
             let (key, value) = entry?;
@@ -47,16 +51,27 @@ impl SledStore {
         }
         for entry in self.tree.scan_prefix(keys::COMMENT) {
             let (key, value) = entry?;
-            let Some(hash) = hash_suffix(&key) else { continue };
+            let Some(hash) = hash_suffix(&key) else {
+                continue;
+            };
             let (item, time, stored) = decode_record(&value);
             let Some(time) = time else { continue };
             let stored = stored.unwrap_or(time);
-            each(Exported::Comment { hash, item, time, stored })?;
+            each(Exported::Comment {
+                hash,
+                item,
+                time,
+                stored,
+            })?;
         }
         for entry in self.tree.scan_prefix(keys::STREAM) {
             let (key, value) = entry?;
-            let Some(hash) = hash_suffix(&key) else { continue };
-            let Some(time) = key.get(keys::STREAM.len()..keys::STREAM.len() + 8).and_then(keys::decode_time)
+            let Some(hash) = hash_suffix(&key) else {
+                continue;
+            };
+            let Some(time) = key
+                .get(keys::STREAM.len()..keys::STREAM.len() + 8)
+                .and_then(keys::decode_time)
             else {
                 continue;
             };
@@ -65,7 +80,9 @@ impl SledStore {
         }
         for entry in self.tree.scan_prefix(keys::ORPHAN) {
             let (key, value) = entry?;
-            let Some(link) = keys::orphan_link(&key) else { continue };
+            let Some(link) = keys::orphan_link(&key) else {
+                continue;
+            };
             let waiting: Waiting = serde_json::from_slice(&value)?;
             each(Exported::Waiting {
                 link,
@@ -81,4 +98,3 @@ impl SledStore {
 fn hash_suffix(key: &[u8]) -> Option<[u8; 16]> {
     key.get(key.len().checked_sub(16)?..)?.try_into().ok()
 }
-

@@ -17,10 +17,10 @@ pub use retention::TOMBSTONE_KEEP;
 
 use super::{DEFAULT_MIN_FREE, Pruned, StoreError, Verified};
 
+use super::pending::Pending;
 use codec::{decode_item, encode_item, set_first_seen, story_key};
 use comment_records::Named;
 use index::{Edits, Head, Index, Position};
-use super::pending::Pending;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Bound;

@@ -289,7 +289,6 @@ fn a_schema_1_store_is_migrated_at_open() {
     assert_eq!(again.pruned, 1, "the tombstone learned its link");
 }
 
-
 /// A site-wide comments document's comments, as fetched with an ETag.
 fn site_batch(comments: Vec<IncomingComment>) -> CommentBatch {
     CommentBatch {
