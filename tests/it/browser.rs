@@ -239,3 +239,79 @@ async fn the_river_in_a_real_browser() {
     driver.session("DELETE", "", None).await;
     daemon.stop().await;
 }
+
+/// A story whose count grows while the daemon polls every second.
+fn growing(count: u32) -> String {
+    format!(
+        "<rss version=\"2.0\" xmlns:slash=\"http://purl.org/rss/1.0/modules/slash/\"><channel><title>Heat</title>\
+         <link>https://heat.example/</link>\
+         <item><title>The Lightning debate</title><link>https://heat.example/lightning/</link>\
+         <guid>https://heat.example/lightning/</guid><slash:comments>{count}</slash:comments></item>\
+         <item><title>A quiet story</title><link>https://heat.example/quiet/</link>\
+         <guid>https://heat.example/quiet/</guid><slash:comments>3</slash:comments></item>\
+         </channel></rss>"
+    )
+}
+
+#[tokio::test]
+async fn the_rising_view_in_a_real_browser() {
+    if !have("chromedriver", &["--version"]) || !have("chromium", &["--version"]) {
+        return;
+    }
+    let server = FixtureServer::start().await;
+    server.set("heat.rss", growing(5));
+    let env = TestEnv::new();
+    std::fs::write(
+        env.config_path(),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\n{}[poll]\ninterval = \"1s\"\nmin_interval = \"1s\"\ntimeout = \"2s\"\n\
+             [[feed]]\nid = \"heat\"\nurl = \"{}\"\n",
+            crate::support::storage_keys(),
+            server.url("/dyn/heat.rss")
+        ),
+    )
+    .unwrap();
+    let config = paddock::config::Config::load(&env.config_path()).unwrap();
+    let daemon = Daemon::start(config).await;
+    daemon.wait_for_stories(2).await;
+    server.set("heat.rss", growing(17));
+    let mut rising = Value::Null;
+    for _ in 0..100 {
+        let body = crate::support::get_bytes(&daemon.url("rising.json")).await;
+        rising = serde_json::from_slice(&body).unwrap();
+        if rising["items"].as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        rising["items"][0]["_paddock"]["comments_gained"], 12,
+        "{rising}"
+    );
+
+    let profile = env.dir.path().join("chromium-profile");
+    let driver = Driver::start(&profile).await;
+    let nav = driver
+        .session(
+            "POST",
+            "/url",
+            Some(json!({"url": format!("{}?view=rising", daemon.base)})),
+        )
+        .await;
+    assert!(nav["value"].is_null(), "navigation failed: {nav}");
+    let text = driver.script("return document.body.innerText").await;
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains("The Lightning debate") && text.contains("17 comments, +12 today"),
+        "{text}"
+    );
+    assert!(!text.contains("A quiet story"), "{text}");
+    let seen = driver
+        .script("return [document.querySelectorAll('svg.spark polyline').length, document.querySelector('nav.tabs a[aria-current=page]').innerText, document.querySelectorAll('script').length]")
+        .await;
+    assert_eq!(seen, json!([1, "Rising", 0]), "{seen}");
+    let alert = driver.session("GET", "/alert/text", None).await;
+    assert!(alert["value"]["error"] == "no such alert", "{alert}");
+    driver.session("DELETE", "", None).await;
+    daemon.stop().await;
+}

@@ -7,6 +7,7 @@ mod comments;
 mod database_faults;
 mod digest;
 mod feedparser_suite;
+mod heat;
 mod hostile;
 mod instances;
 mod layout;
