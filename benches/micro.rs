@@ -54,6 +54,7 @@ fn render(c: &mut Criterion) {
         self_url: "http://127.0.0.1:8080/feed.atom".into(),
         home_url: "http://127.0.0.1:8080/".into(),
         updated: now,
+        hub: None,
     };
     let dir = Directory::new();
     c.bench_function("render atom, 50 stories", |b| {

@@ -49,6 +49,42 @@ pub struct Config {
     pub feeds: Vec<FeedConfig>,
     /// `[[rule]]` tables: what the outputs leave out (see `rules`).
     pub rules: Rules,
+    pub websub: WebSubConfig,
+}
+
+/// `[websub]`: how Paddock's own outputs are pushed to readers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WebSubConfig {
+    /// The hub the outputs advertise; none: they advertise none.
+    pub hub: Option<Hub>,
+    /// Whether the built-in hub may call back loopback, private,
+    /// link-local and other non-public addresses (for tests and LANs).
+    pub allow_private_callbacks: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Hub {
+    /// Paddock is the hub of its own outputs, at `{base_url}websub`.
+    Builtin,
+    /// Another hub, pinged (`hub.mode=publish`) when an output changes.
+    External(Url),
+}
+
+impl Config {
+    /// The URL of the hub the outputs advertise, if any.
+    pub fn hub_url(&self) -> Option<String> {
+        match &self.websub.hub {
+            Some(Hub::Builtin) => Some(
+                self.server
+                    .base_url
+                    .join("websub")
+                    .map(String::from)
+                    .unwrap_or_default(),
+            ),
+            Some(Hub::External(url)) => Some(url.to_string()),
+            None => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -409,7 +445,36 @@ fn validate(raw: raw::File, dir: &Path, file: &Path, text: &str) -> Result<Confi
         poll: poll_cfg,
         output: output_cfg,
         rules: rules(raw.rule, &feeds, text)?,
+        websub: websub(raw.websub.unwrap_or_default())?,
         feeds,
+    })
+}
+
+fn websub(raw: raw::WebSub) -> Result<WebSubConfig, Invalid> {
+    let hub = match &raw.hub {
+        None => None,
+        Some(h) if h.get_ref() == "builtin" => Some(Hub::Builtin),
+        Some(h) => {
+            let url = Url::parse(h.get_ref())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"));
+            match url {
+                Some(url) => Some(Hub::External(url)),
+                None => {
+                    return Err((
+                        h.span(),
+                        format!(
+                            "`hub` must be \"builtin\" or an http(s) URL, not {:?}",
+                            h.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    Ok(WebSubConfig {
+        hub,
+        allow_private_callbacks: raw.allow_private_callbacks.unwrap_or(false),
     })
 }
 
@@ -648,6 +713,14 @@ mod raw {
         pub feed: Vec<Feed>,
         #[serde(default)]
         pub rule: Vec<Rule>,
+        pub websub: Option<WebSub>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct WebSub {
+        pub hub: Option<Spanned<String>>,
+        pub allow_private_callbacks: Option<bool>,
     }
 
     #[derive(Deserialize)]

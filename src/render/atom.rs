@@ -23,10 +23,18 @@ pub fn atom(channel: &Channel, items: &[Item], feeds: &Directory) -> String {
             uri: None,
             version: Some(env!("CARGO_PKG_VERSION").into()),
         }),
-        links: vec![
-            link(&channel.self_url, "self", Some("application/atom+xml")),
-            link(&channel.home_url, "alternate", Some("text/html")),
-        ],
+        links: [
+            Some(link(
+                &channel.self_url,
+                "self",
+                Some("application/atom+xml"),
+            )),
+            Some(link(&channel.home_url, "alternate", Some("text/html"))),
+            channel.hub.as_deref().map(|h| link(h, "hub", None)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
         entries: items.iter().map(|i| entry(i, feeds)).collect(),
         namespaces,
         ..Default::default()

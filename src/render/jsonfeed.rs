@@ -27,6 +27,12 @@ fn json_feed_with(channel: &Channel, items: &[Item], heats: &[Heat], feeds: &Dir
         title: &channel.title,
         home_page_url: &channel.home_url,
         feed_url: &channel.self_url,
+        hubs: (channel.hub.iter())
+            .map(|url| Hub {
+                kind: "WebSub",
+                url,
+            })
+            .collect(),
         items: (items.iter().enumerate())
             .map(|(n, i)| entry(i, heats.get(n), feeds))
             .collect(),
@@ -40,7 +46,17 @@ struct Doc<'a> {
     title: &'a str,
     home_page_url: &'a str,
     feed_url: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hubs: Vec<Hub<'a>>,
     items: Vec<Entry<'a>>,
+}
+
+/// A JSON Feed `hubs` entry.
+#[derive(Serialize)]
+struct Hub<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: &'a str,
 }
 
 #[derive(Serialize)]

@@ -30,6 +30,8 @@ pub struct Channel {
     pub home_url: String,
     /// Shown when the channel has no items.
     pub updated: Timestamp,
+    /// A WebSub hub that pushes this output (`rel="hub"`), when there is one.
+    pub hub: Option<String>,
 }
 
 /// How an output names a source feed.
@@ -130,6 +132,7 @@ pub(crate) mod testing {
             self_url: "http://127.0.0.1:8080/feed.atom".into(),
             home_url: "http://127.0.0.1:8080/".into(),
             updated: chrono::Utc.with_ymd_and_hms(2026, 11, 21, 8, 0, 0).unwrap(),
+            hub: None,
         }
     }
 

@@ -20,12 +20,18 @@ pub fn rss(channel: &Channel, items: &[Item], feeds: &Directory) -> String {
         last_build_date: Some(newest(items, channel.updated).to_rfc2822()),
         generator: Some(format!("Paddock {}", env!("CARGO_PKG_VERSION"))),
         atom_ext: Some(AtomExtension {
-            links: vec![AtomLink {
+            links: std::iter::once(AtomLink {
                 href: channel.self_url.clone(),
                 rel: "self".into(),
                 mime_type: Some("application/rss+xml".into()),
                 ..Default::default()
-            }],
+            })
+            .chain(channel.hub.as_ref().map(|h| AtomLink {
+                href: h.clone(),
+                rel: "hub".into(),
+                ..Default::default()
+            }))
+            .collect(),
         }),
         items: items.iter().map(|i| rss_item(i, feeds)).collect(),
         namespaces,

@@ -91,6 +91,20 @@ impl Rendered {
         Rendered::with_etag(body, content_type, last_modified, etag)
     }
 
+    /// The output with a `Link` header naming its WebSub hub and itself.
+    pub fn with_hub(mut self, hub: &str, self_url: &str) -> Rendered {
+        let link = format!("<{hub}>; rel=\"hub\", <{self_url}>; rel=\"self\"");
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            self.headers.push((header::LINK, value));
+        }
+        self
+    }
+
+    /// Its ETag: the same while its content is.
+    pub fn etag(&self) -> &str {
+        &self.etag
+    }
+
     /// An output whose ETag is not its body's own (see [`etag_of`]).
     pub fn with_etag(
         body: impl Into<Bytes>,

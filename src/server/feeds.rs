@@ -196,6 +196,7 @@ fn render(
         self_url: url(config, &scope.path(format)),
         home_url: url(config, ""),
         updated: chrono::Utc::now(),
+        hub: config.hub_url(),
     };
     let feeds = directory(state.store.as_ref(), config);
     let body = match format {
@@ -204,7 +205,19 @@ fn render(
         Format::Json => render::json_feed(&channel, &items, &feeds),
     };
     let last_modified = items.iter().map(|i| i.last_changed).max();
-    Ok(Rendered::new(body, format.content_type(), last_modified))
+    Ok(advertised(
+        Rendered::new(body, format.content_type(), last_modified),
+        config,
+        &channel,
+    ))
+}
+
+/// The output with its hub in a `Link` header, when it has one.
+fn advertised(rendered: Rendered, config: &Config, channel: &Channel) -> Rendered {
+    match config.hub_url() {
+        Some(hub) => rendered.with_hub(&hub, &channel.self_url),
+        None => rendered,
+    }
 }
 
 /// A rising feed: the stories gaining comments, hottest first, each with
@@ -233,6 +246,7 @@ fn render_rising(
         self_url: url(config, &scope.path(format)),
         home_url: url(config, ""),
         updated: now,
+        hub: config.hub_url(),
     };
     let feeds = directory(state.store.as_ref(), config);
     let body = match format {
@@ -251,5 +265,9 @@ fn render_rising(
         }
     };
     let last_modified = hot.iter().map(|(i, _)| i.last_changed).max();
-    Ok(Rendered::new(body, format.content_type(), last_modified))
+    Ok(advertised(
+        Rendered::new(body, format.content_type(), last_modified),
+        config,
+        &channel,
+    ))
 }

@@ -128,6 +128,7 @@ fn channel() -> Channel {
         self_url: "http://paddock.test/feed.atom".into(),
         home_url: "http://paddock.test/".into(),
         updated: chrono::Utc::now(),
+        hub: None,
     }
 }
 
