@@ -284,6 +284,16 @@ pub trait Storage: Send + Sync {
     /// The free space the store's disk must keep (`[storage].min_free_bytes`).
     fn set_min_free(&self, bytes: u64);
 
+    /// Puts a small record of `kind` (such as a WebSub subscription) under
+    /// `key`, replacing the one there; kept across restarts, written at
+    /// once.
+    fn put_record(&self, kind: &str, key: &str, value: &[u8]) -> Result<(), StoreError>;
+
+    /// Every record of `kind`, by key.
+    fn records(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
+    fn delete_record(&self, kind: &str, key: &str) -> Result<(), StoreError>;
+
     /// Claims `feed` for this process for `lease`, unless another
     /// process's lease on it still runs: instances sharing a store poll
     /// each feed one at a time. A store only one process can open (sled)

@@ -86,7 +86,29 @@ on_every_backend!(
     shared_links_retention_and_tombstones_hold_across_a_restart,
     pages_walk_every_story_once,
     feed_states_validators_and_leases,
+    side_records_outlive_a_restart,
 );
+
+fn side_records_outlive_a_restart(b: Backend) {
+    let store = b.open();
+    store.put_record("websub", "a", b"{\"n\":1}").unwrap();
+    store.put_record("websub", "b", b"2").unwrap();
+    store.put_record("websub", "a", b"3").unwrap();
+    store.put_record("other", "a", b"4").unwrap();
+    let store = b.reopen(store);
+    let mut found = store.records("websub").unwrap();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("a".to_string(), b"3".to_vec()),
+            ("b".to_string(), b"2".to_vec())
+        ]
+    );
+    store.delete_record("websub", "a").unwrap();
+    assert_eq!(store.records("websub").unwrap().len(), 1);
+    assert_eq!(store.records("other").unwrap().len(), 1);
+}
 
 fn ingest(store: &Store, feed: &str, candidates: Vec<Candidate>, now: Timestamp) -> IngestReport {
     let poll = PolledDocument {

@@ -737,6 +737,37 @@ impl super::Storage for PgStore {
         // The database server keeps its own disk.
     }
 
+    fn put_record(&self, kind: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let client = self.conn()?;
+        self.exec(
+            &client,
+            "INSERT INTO side_records (kind, key, value) VALUES ($1, $2, $3)
+             ON CONFLICT (kind, key) DO UPDATE SET value = EXCLUDED.value",
+            &[&kind, &key, &value],
+        )?;
+        Ok(())
+    }
+
+    fn records(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let client = self.conn()?;
+        let rows = self.rows(
+            &client,
+            "SELECT key, value FROM side_records WHERE kind = $1",
+            &[&kind],
+        )?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn delete_record(&self, kind: &str, key: &str) -> Result<(), StoreError> {
+        let client = self.conn()?;
+        self.exec(
+            &client,
+            "DELETE FROM side_records WHERE kind = $1 AND key = $2",
+            &[&kind, &key],
+        )?;
+        Ok(())
+    }
+
     fn claim_feed(&self, feed: &str, lease: Duration) -> Result<Claim, StoreError> {
         lease::claim_feed(self, feed, lease)
     }

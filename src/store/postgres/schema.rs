@@ -15,7 +15,7 @@ use tokio_postgres::GenericClient;
 use crate::store::StoreError;
 
 /// Bumped whenever a table or a value's meaning changes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// The advisory lock that serializes schema changes.
 const MIGRATION_LOCK: i64 = 0x7061_6464_6f63_6b01;
@@ -90,6 +90,16 @@ INSERT INTO paddock_meta (key, value)
     VALUES ('generation', 1), ('last_stamp', 0), ('floor', 0);
 ";
 
+/// Version 2: side records (WebSub subscriptions).
+const V2: &str = "
+CREATE TABLE side_records (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BYTEA NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+";
+
 /// Creates the schema in an empty database, or checks the version of the
 /// one there. `shown` names the database in errors (no password).
 pub async fn migrate(
@@ -110,8 +120,17 @@ pub async fn migrate(
     match found {
         None => {
             tx.batch_execute(V1).await?;
+            tx.batch_execute(V2).await?;
             tx.execute(
                 "INSERT INTO paddock_meta (key, value) VALUES ('schema', $1)",
+                &[&VERSION],
+            )
+            .await?;
+        }
+        Some(1) => {
+            tx.batch_execute(V2).await?;
+            tx.execute(
+                "UPDATE paddock_meta SET value = $1 WHERE key = 'schema'",
                 &[&VERSION],
             )
             .await?;

@@ -12,6 +12,7 @@
 //! | `k:`   | `k:` comment(16)                     | story id(16) or nothing, stream time(8), stored(8) |
 //! | `c:`   | `c:` time(8) comment(16)             | recent-comments stream entry (JSON) |
 //! | `o:`   | `o:` story link `\0` comment(16)     | a comment waiting for its story (JSON) |
+//! | `r:`   | `r:` kind `\0` key                   | a side record, such as a WebSub subscription (JSON) |
 //!
 //! Stories are keyed by when they were first seen (unique to the
 //! nanosecond), so new stories append at the end of the tree. The story
@@ -124,6 +125,13 @@ pub fn orphan_prefix(link: &str) -> Vec<u8> {
 pub fn orphan_link(key: &[u8]) -> Option<String> {
     let link = key.get(ORPHAN.len()..key.len().checked_sub(17)?)?;
     Some(String::from_utf8_lossy(link).into_owned())
+}
+
+pub const RECORD: &[u8] = b"r:";
+
+/// A side record's key: its kind, then its own key.
+pub fn record(kind: &str, key: &str) -> Vec<u8> {
+    [RECORD, kind.as_bytes(), b"\0", key.as_bytes()].concat()
 }
 
 pub fn orphan(link: &str, hash: &[u8; 16]) -> Vec<u8> {

@@ -984,6 +984,27 @@ impl super::Storage for SledStore {
     fn set_min_free(&self, bytes: u64) {
         self.set_min_free(bytes)
     }
+
+    fn put_record(&self, kind: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.tree.insert(keys::record(kind, key), value)?;
+        self.flush()
+    }
+
+    fn records(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let prefix = keys::record(kind, "");
+        let mut out = Vec::new();
+        for entry in self.tree.scan_prefix(&prefix) {
+            let (k, v) = entry?;
+            let key = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            out.push((key, v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn delete_record(&self, kind: &str, key: &str) -> Result<(), StoreError> {
+        self.tree.remove(keys::record(kind, key))?;
+        self.flush()
+    }
 }
 
 /// A candidate made ready outside the writer lock.
