@@ -71,11 +71,23 @@ pub async fn run(
     let (changed, mut changes) = mpsc::channel::<()>(1);
     let _watcher = watch(&config.load().file, changed.clone());
     let mut hangups = hangups();
-    let state = AppState::new(store.clone(), config.clone())
-        .with_metrics(metrics)
+    let mut state = AppState::new(store.clone(), config.clone())
+        .with_metrics(metrics.clone())
         .with_control(control);
+    let hub = match config.load().websub.hub {
+        Some(crate::config::Hub::Builtin) => {
+            let hub = crate::websub::Hub::new(store.clone(), config.clone(), metrics.clone());
+            state = state.with_hub(hub.clone());
+            Some(hub)
+        }
+        _ => None,
+    };
     let status = state.status.clone();
     let app = server::router(state);
+    if let Some(hub) = hub {
+        hub.serve_from(app.clone());
+        tokio::spawn(hub.run(shutdown.child_token()));
+    }
     tracing::info!(
         address = %listener.local_addr()?,
         feeds = config.load().feeds.len(),

@@ -39,3 +39,4 @@ pub mod server;
 pub mod store;
 pub mod stories;
 pub mod text;
+pub mod websub;

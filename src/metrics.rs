@@ -58,8 +58,17 @@ pub struct RuleCount {
     pub dropped: usize,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebSubLabels {
+    /// `verification` (of a subscriber's intent) or `push` (a delivery).
+    pub event: &'static str,
+    /// `ok`, `failed`, or for a push `gone` (the subscriber answered 410).
+    pub result: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
+    websub: Family<WebSubLabels, Counter>,
     rule_dropped: Family<RuleLabels, Gauge>,
     polls: Family<PollLabels, Counter>,
     fetch_seconds: Histogram,
@@ -123,8 +132,15 @@ impl Default for Metrics {
             "Stored stories each keep/block rule leaves out of the outputs now",
             rule_dropped.clone(),
         );
+        let websub = Family::<WebSubLabels, Counter>::default();
+        registry.register(
+            "websub_hub_events",
+            "The built-in WebSub hub's verifications of intent and pushes, by result",
+            websub.clone(),
+        );
         Metrics {
             registry,
+            websub,
             rule_dropped,
             store_write,
             polls,
@@ -160,6 +176,12 @@ impl Metrics {
         if let Some(d) = report.fetch_elapsed {
             self.fetch_seconds.observe(d.as_secs_f64());
         }
+    }
+
+    pub fn record_websub(&self, event: &'static str, result: &'static str) {
+        self.websub
+            .get_or_create(&WebSubLabels { event, result })
+            .inc();
     }
 
     pub fn record_http(&self, route: String, status: u16, _elapsed: Duration) {

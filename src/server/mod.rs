@@ -12,6 +12,7 @@ pub mod listen;
 mod recent_comments;
 mod river;
 mod rules;
+mod websub;
 
 pub use control::{Control, Refreshing};
 pub use error::ApiError;
@@ -53,6 +54,8 @@ pub struct Shared {
     pub status: Arc<ArcSwapOption<String>>,
     /// What the rules drop, as last counted.
     pub tallies: Arc<rules::Tallies>,
+    /// The built-in WebSub hub, when `[websub] hub = "builtin"`.
+    pub hub: Option<Arc<crate::websub::Hub>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -73,11 +76,17 @@ impl AppState {
             control: None,
             status: Arc::default(),
             tallies: Arc::default(),
+            hub: None,
         }))
     }
 
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> AppState {
         Arc::make_mut(&mut self.0).metrics = metrics;
+        self
+    }
+
+    pub fn with_hub(mut self, hub: Arc<crate::websub::Hub>) -> AppState {
+        Arc::make_mut(&mut self.0).hub = Some(hub);
         self
     }
 
@@ -95,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .merge(digest::router())
         .merge(api::router())
         .merge(rules::router())
+        .merge(websub::router())
         .merge(river::router());
     serve_routes(routes, state)
 }

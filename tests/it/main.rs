@@ -21,3 +21,4 @@ mod server;
 mod status_and_admin;
 mod store_copy;
 mod support;
+mod websub;
