@@ -88,6 +88,10 @@ pub async fn run(
         hub.serve_from(app.clone());
         tokio::spawn(hub.run(shutdown.child_token()));
     }
+    if let Some(crate::config::Hub::External(_)) = config.load().websub.hub {
+        let (s, c, m) = (store.clone(), config.clone(), metrics.clone());
+        tokio::spawn(crate::websub::ping::run(s, c, m, shutdown.child_token()));
+    }
     tracing::info!(
         address = %listener.local_addr()?,
         feeds = config.load().feeds.len(),

@@ -60,7 +60,8 @@ pub struct RuleCount {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WebSubLabels {
-    /// `verification` (of a subscriber's intent) or `push` (a delivery).
+    /// `verification` (of a subscriber's intent), `push` (a delivery) or
+    /// `ping` (telling another hub of a change).
     pub event: &'static str,
     /// `ok`, `failed`, or for a push `gone` (the subscriber answered 410).
     pub result: &'static str,

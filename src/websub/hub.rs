@@ -219,6 +219,12 @@ impl Hub {
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())??;
+                // What the subscriber could read now is the base a change
+                // is pushed against.
+                if let Some((_, _, etag)) = self.render(&asked.topic).await {
+                    let mut pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+                    pushed.entry(asked.topic.clone()).or_insert(etag);
+                }
             }
             Mode::Unsubscribe => {
                 tokio::task::spawn_blocking(move || store.delete_record(KIND, &key))

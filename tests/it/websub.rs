@@ -321,3 +321,69 @@ async fn a_callback_to_loopback_is_refused_unless_private_callbacks_are_allowed(
     );
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_hub_is_pinged_when_the_outputs_change() {
+    let pings: Arc<Mutex<Vec<HashMap<String, String>>>> = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/hub",
+            axum::routing::post(
+                |State(p): State<Arc<Mutex<Vec<HashMap<String, String>>>>>,
+                 axum::Form(f): axum::Form<HashMap<String, String>>| async move {
+                    p.lock().unwrap().push(f);
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .with_state(pings.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = format!("http://{}/hub", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let server = FixtureServer::start().await;
+    server.set("h.rss", rss(&["First story"]));
+    let env = TestEnv::new();
+    std::fs::write(
+        env.config_path(),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\n{}[poll]\ntimeout = \"2s\"\n\
+             [websub]\nhub = \"{hub}\"\n[[feed]]\nid = \"h\"\nurl = \"{}\"\ngroups = [\"news\"]\n",
+            storage_keys(),
+            server.url("/dyn/h.rss")
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(paddock::config::Config::load(&env.config_path()).unwrap()).await;
+    daemon.wait_for_stories(1).await;
+    until("the pings", || pings.lock().unwrap().len() >= 6).await;
+    let pinged: Vec<String> = pings
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|f| f["hub.url"].clone())
+        .collect();
+    assert!(
+        pings
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|f| f["hub.mode"] == "publish")
+    );
+    for path in [
+        "feed.atom",
+        "feed.rss",
+        "feed.json",
+        "groups/news/feed.atom",
+    ] {
+        assert!(
+            pinged.contains(&daemon.url(path)),
+            "{path} not in {pinged:?}"
+        );
+    }
+    let json: Value = serde_json::from_slice(&get_bytes(&daemon.url("feed.json")).await).unwrap();
+    assert_eq!(json["hubs"][0]["url"], hub, "the outputs name that hub");
+    let (status, _) = (ask(&daemon, &[("hub.mode", "subscribe")]).await, ());
+    assert_eq!(status, 404, "and are not a hub themselves");
+    daemon.stop().await;
+}
