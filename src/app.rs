@@ -83,6 +83,7 @@ pub async fn run(
         _ => None,
     };
     let status = state.status.clone();
+    tokio::spawn(state.subscriber.clone().run(shutdown.child_token()));
     let app = server::router(state);
     if let Some(hub) = hub {
         hub.serve_from(app.clone());

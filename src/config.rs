@@ -58,8 +58,12 @@ pub struct WebSubConfig {
     /// The hub the outputs advertise; none: they advertise none.
     pub hub: Option<Hub>,
     /// Whether the built-in hub may call back loopback, private,
-    /// link-local and other non-public addresses (for tests and LANs).
+    /// link-local and other non-public addresses (for tests and LANs); the
+    /// same rule holds for the hubs feeds advertise.
     pub allow_private_callbacks: bool,
+    /// Where hubs reach this server, to push the feeds that advertise a
+    /// hub (`{callback_base}websub/callback/...`); unset: no subscribing.
+    pub callback_base: Option<Url>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -472,9 +476,28 @@ fn websub(raw: raw::WebSub) -> Result<WebSubConfig, Invalid> {
             }
         }
     };
+    let callback_base = match &raw.callback_base {
+        None => None,
+        Some(c) => {
+            let url = Url::parse(c.get_ref())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"));
+            let Some(mut url) = url else {
+                return Err((
+                    c.span(),
+                    "`callback_base` must be an absolute http(s) URL that hubs can reach".into(),
+                ));
+            };
+            if !url.path().ends_with('/') {
+                url.set_path(&format!("{}/", url.path()));
+            }
+            Some(url)
+        }
+    };
     Ok(WebSubConfig {
         hub,
         allow_private_callbacks: raw.allow_private_callbacks.unwrap_or(false),
+        callback_base,
     })
 }
 
@@ -721,6 +744,7 @@ mod raw {
     pub struct WebSub {
         pub hub: Option<Spanned<String>>,
         pub allow_private_callbacks: Option<bool>,
+        pub callback_base: Option<Spanned<String>>,
     }
 
     #[derive(Deserialize)]

@@ -86,6 +86,9 @@ pub struct Hints {
     /// Every redirect on the way was permanent (301/308): the feed lives
     /// here now.
     pub moved_to: Option<Url>,
+    /// The `Link` header's `rel="hub"` and `rel="self"` (WebSub discovery).
+    pub hub: Option<String>,
+    pub self_link: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -214,9 +217,18 @@ impl Fetcher {
             permanent &= matches!(status.as_u16(), 301 | 308);
             url = next;
         };
+        let links = link_header(resp.headers(), &url);
+        let rel = |name: &str| {
+            links
+                .iter()
+                .find(|(r, _)| r == name)
+                .map(|(_, u)| u.clone())
+        };
         let hints = Hints {
             fresh_for: freshness(resp.headers()),
             moved_to: (hops > 0 && permanent).then(|| url.clone()),
+            hub: rel("hub"),
+            self_link: rel("self"),
         };
         let status = resp.status();
         if status == StatusCode::NOT_MODIFIED {
@@ -320,6 +332,43 @@ fn site(url: &Url) -> (Option<String>, Option<u16>) {
 }
 
 /// `Retry-After`: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+/// The `Link` header's links (RFC 8288) as (rel, absolute URL): each
+/// `<url>; rel="a b"` gives one pair per relation. Tolerant: what it
+/// cannot read it skips.
+pub fn link_header(headers: &HeaderMap, base: &Url) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for value in headers.get_all(reqwest::header::LINK) {
+        let Ok(text) = value.to_str() else { continue };
+        let mut rest = text;
+        while let Some(open) = rest.find('<') {
+            let Some(close) = rest[open..].find('>') else {
+                break;
+            };
+            let target = &rest[open + 1..open + close];
+            let after = &rest[open + close + 1..];
+            let params = &after[..after.find('<').unwrap_or(after.len())];
+            rest = &after[params.len()..];
+            let Ok(url) = base.join(target.trim()) else {
+                continue;
+            };
+            if !matches!(url.scheme(), "http" | "https") {
+                continue;
+            }
+            for param in params.split(';') {
+                let Some((key, val)) = param.split_once('=') else {
+                    continue;
+                };
+                if key.trim().eq_ignore_ascii_case("rel") {
+                    for r in val.trim().trim_matches('"').split_ascii_whitespace() {
+                        out.push((r.to_ascii_lowercase(), url.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = header_string(headers, header::RETRY_AFTER)?;
     let v = v.trim();

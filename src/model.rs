@@ -140,6 +140,9 @@ pub enum Target {
 pub struct ParsedFeed {
     pub title: Option<String>,
     pub site_link: Option<String>,
+    /// `<link rel="hub">` (Atom, or `atom:link` in RSS) and `rel="self"`.
+    pub hub: Option<String>,
+    pub self_link: Option<String>,
     pub entries: Vec<ParsedEntry>,
     /// RSS `<ttl>` or `sy:updatePeriod`: how often the feed says it changes.
     pub update_every: Option<std::time::Duration>,
@@ -446,6 +449,21 @@ pub struct FeedState {
     /// The URL that answered 410 Gone; not polled again while configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gone: Option<String>,
+    /// The WebSub hub the feed advertises, and its topic (`rel="self"`),
+    /// from the last document (its `Link` header first, then the document).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<WebSubLink>,
+    /// While a hub's subscription holds, the feed is polled only at
+    /// `[poll].max_interval`, as a safety net.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_until: Option<Timestamp>,
+}
+
+/// A hub and the topic to subscribe to there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebSubLink {
+    pub hub: String,
+    pub topic: String,
 }
 
 /// What one poll of one feed did.

@@ -102,6 +102,12 @@ fn parse_document(
         .iter()
         .filter(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
         .find_map(|l| resolve(base, &l.href));
+    let rel = |name: &str| {
+        (feed.links.iter())
+            .filter(|l| l.rel.as_deref() == Some(name))
+            .find_map(|l| resolve(base, &l.href))
+    };
+    let (hub, self_link) = (rel("hub"), rel("self"));
     let replies = match &extensions {
         Some(x) => x.iter().map(|e| e.in_reply_to.clone()).collect(),
         None => vec![Vec::new(); feed.entries.len()],
@@ -118,6 +124,8 @@ fn parse_document(
     let parsed = ParsedFeed {
         title: feed.title.map(|t| text(&t)).filter(|t| !t.is_empty()),
         site_link,
+        hub,
+        self_link,
         entries,
         update_every,
     };

@@ -123,6 +123,14 @@ async fn poll(
             state.validators = doc.validators;
             state.title = parsed.title.or(state.title.take());
             state.site_link = parsed.site_link.or(state.site_link.take());
+            // WebSub discovery: the `Link` header first, then the document;
+            // the topic is `rel="self"`, else the URL fetched.
+            state.hub =
+                (doc.hints.hub.clone().or(parsed.hub)).map(|hub| crate::model::WebSubLink {
+                    hub,
+                    topic: (doc.hints.self_link.clone().or(parsed.self_link))
+                        .unwrap_or_else(|| doc.url.to_string()),
+                });
             let max = options.max_items_per_document;
             let candidates = normalize::candidates(&feed.id, parsed.entries, max, now);
             (candidates, hint, true)
@@ -247,6 +255,12 @@ fn succeed(
     state.last_error = None;
     state.consecutive_failures = 0;
     state.gone = None;
+    // A feed a hub pushes is polled only as a safety net.
+    let pushed = state.pushed_until.is_some_and(|t| t > now);
+    let hint = match pushed {
+        true => Some(politeness.max_interval),
+        false => hint,
+    };
     state.next_poll = Some(politeness.next_poll(now, feed.interval, 0, hint));
 }
 

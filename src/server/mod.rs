@@ -56,6 +56,8 @@ pub struct Shared {
     pub tallies: Arc<rules::Tallies>,
     /// The built-in WebSub hub, when `[websub] hub = "builtin"`.
     pub hub: Option<Arc<crate::websub::Hub>>,
+    /// Subscriptions to the hubs feeds advertise.
+    pub subscriber: Arc<crate::websub::subscriber::Subscriber>,
 }
 
 impl std::ops::Deref for AppState {
@@ -68,20 +70,33 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(store: Arc<Store>, config: Arc<ArcSwap<Config>>) -> AppState {
+        let metrics: Arc<Metrics> = Arc::default();
+        let subscriber = crate::websub::subscriber::Subscriber::new(
+            store.clone(),
+            config.clone(),
+            metrics.clone(),
+        );
         AppState(Arc::new(Shared {
             store,
             config,
             cache: Arc::default(),
-            metrics: Arc::default(),
+            metrics,
             control: None,
             status: Arc::default(),
             tallies: Arc::default(),
             hub: None,
+            subscriber,
         }))
     }
 
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> AppState {
-        Arc::make_mut(&mut self.0).metrics = metrics;
+        let shared = Arc::make_mut(&mut self.0);
+        shared.subscriber = crate::websub::subscriber::Subscriber::new(
+            shared.store.clone(),
+            shared.config.clone(),
+            metrics.clone(),
+        );
+        shared.metrics = metrics;
         self
     }
 

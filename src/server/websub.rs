@@ -1,10 +1,14 @@
 //! `POST /websub`, the built-in WebSub hub's endpoint (W3C WebSub 5.1):
-//! subscribe and unsubscribe requests for this server's outputs; and
-//! `GET /api/websub`, the subscriptions it keeps.
+//! subscribe and unsubscribe requests for this server's outputs;
+//! `/websub/callback/{token}`, where the hubs of subscribed feeds verify
+//! intent (`GET`) and push content (`POST`); and `GET /api/websub`, the
+//! subscriptions both ways.
 
 use std::collections::HashMap;
 
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::HeaderMap;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,7 +22,76 @@ use crate::websub::hub::{Asked, Mode, Refused};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/websub", post(request))
+        .route(
+            "/websub/callback/{token}",
+            get(verify)
+                .post(deliver)
+                .layer(DefaultBodyLimit::max(MAX_PUSH)),
+        )
         .route("/api/websub", get(list))
+}
+
+/// The largest pushed document read (then `[poll].max_body_bytes` holds).
+const MAX_PUSH: usize = 1 << 30;
+
+async fn verify(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let field = |k: &str| q.get(k).cloned().unwrap_or_default();
+    let (mode, topic, challenge) = (
+        field("hub.mode"),
+        field("hub.topic"),
+        field("hub.challenge"),
+    );
+    let lease = q.get("hub.lease_seconds").and_then(|l| l.parse().ok());
+    let subscriber = state.subscriber.clone();
+    let known =
+        super::blocking(move || Ok(subscriber.verify(&token, &mode, &topic, lease))).await?;
+    match known {
+        Some(()) => Ok(challenge.into_response()),
+        None => Err(ApiError::NotFound(
+            "no subscription of this server asked for that".into(),
+        )),
+    }
+}
+
+async fn deliver(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let cap = state.config.load().poll.max_body_bytes;
+    if body.len() as u64 > cap {
+        return Ok((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "larger than [poll].max_body_bytes\n",
+        )
+            .into_response());
+    }
+    let header = |h: &str| {
+        headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    let (signature, content_type) = (header("x-hub-signature"), header("content-type"));
+    let subscriber = state.subscriber.clone();
+    let done = super::blocking(move || {
+        Ok(subscriber.deliver(&token, signature.as_deref(), content_type.as_deref(), &body))
+    })
+    .await?;
+    use crate::websub::subscriber::Delivery;
+    Ok(match done {
+        // A bad signature is answered 2xx too, as the spec asks: the
+        // content is dropped, and counted.
+        Delivery::Taken | Delivery::BadSignature | Delivery::TooMany => {
+            StatusCode::ACCEPTED.into_response()
+        }
+        Delivery::Unknown => StatusCode::GONE.into_response(),
+    })
 }
 
 async fn request(
@@ -74,6 +147,18 @@ async fn request(
 struct Listed {
     hub: Option<String>,
     subscriptions: Vec<Listing>,
+    /// This server's own subscriptions at the hubs of its feeds.
+    subscribed: Vec<Upstream>,
+}
+
+#[derive(Serialize)]
+struct Upstream {
+    feed: String,
+    hub: String,
+    topic: String,
+    state: crate::websub::subscriber::State,
+    asked: Timestamp,
+    lease_until: Option<Timestamp>,
 }
 
 #[derive(Serialize)]
@@ -105,9 +190,20 @@ async fn list(State(state): State<AppState>) -> Result<Json<Listed>, ApiError> {
                 .collect(),
             None => Vec::new(),
         };
+        let subscribed = (state.subscriber.subscriptions().into_iter())
+            .map(|s| Upstream {
+                feed: s.feed,
+                hub: s.hub,
+                topic: s.topic,
+                state: s.state,
+                asked: s.asked,
+                lease_until: s.lease_until,
+            })
+            .collect();
         Ok(Json(Listed {
             hub: config.hub_url(),
             subscriptions,
+            subscribed,
         }))
     })
     .await

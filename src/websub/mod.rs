@@ -6,5 +6,6 @@
 pub mod hub;
 pub mod ping;
 pub mod safety;
+pub mod subscriber;
 
 pub use hub::Hub;
