@@ -359,7 +359,8 @@ pub fn link_header(headers: &HeaderMap, base: &Url) -> Vec<(String, String)> {
                     continue;
                 };
                 if key.trim().eq_ignore_ascii_case("rel") {
-                    for r in val.trim().trim_matches('"').split_ascii_whitespace() {
+                    let val = val.trim().trim_end_matches(',').trim().trim_matches('"');
+                    for r in val.split_ascii_whitespace() {
                         out.push((r.to_ascii_lowercase(), url.to_string()));
                     }
                 }
@@ -480,4 +481,41 @@ pub async fn get_text(url: &Url) -> anyhow::Result<String> {
         anyhow::bail!("{url} answered {status}: {said}");
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+
+    #[test]
+    fn link_headers_name_hubs_and_selves() {
+        let mut h = HeaderMap::new();
+        h.append(
+            reqwest::header::LINK,
+            "<https://hub.example/>; rel=\"hub\", </feed>; rel=\"self\", <x>; rel=\"alternate nofollow\""
+                .parse()
+                .unwrap(),
+        );
+        h.append(
+            reqwest::header::LINK,
+            "<javascript:alert(1)>; rel=hub".parse().unwrap(),
+        );
+        let base = Url::parse("https://site.example/blog/").unwrap();
+        let links = link_header(&h, &base);
+        assert_eq!(
+            links,
+            [
+                ("hub".to_string(), "https://hub.example/".to_string()),
+                ("self".to_string(), "https://site.example/feed".to_string()),
+                (
+                    "alternate".to_string(),
+                    "https://site.example/blog/x".to_string()
+                ),
+                (
+                    "nofollow".to_string(),
+                    "https://site.example/blog/x".to_string()
+                ),
+            ]
+        );
+    }
 }

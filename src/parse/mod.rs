@@ -336,4 +336,23 @@ mod tests {
             Some("https://cars.example/2026/11/story")
         );
     }
+
+    #[test]
+    fn a_feed_names_its_hub_and_itself() {
+        let base = url::Url::parse("https://h.example/feed").unwrap();
+        let rss = "<rss version=\"2.0\" xmlns:atom=\"http://www.w3.org/2005/Atom\"><channel><title>H</title>\
+                   <link>https://h.example/</link><atom:link rel=\"hub\" href=\"https://hub.example/\"/>\
+                   <atom:link rel=\"self\" href=\"https://h.example/feed\"/></channel></rss>";
+        let atom = "<feed xmlns=\"http://www.w3.org/2005/Atom\"><title>A</title><id>x</id><updated>2026-01-01T00:00:00Z</updated>\
+                    <link rel=\"hub\" href=\"https://hub.example/\"/><link rel=\"self\" href=\"https://h.example/feed\"/></feed>";
+        for doc in [rss, atom] {
+            let parsed = parse_feed(doc.as_bytes(), &base, None).unwrap();
+            assert_eq!(parsed.hub.as_deref(), Some("https://hub.example/"), "{doc}");
+            assert_eq!(
+                parsed.self_link.as_deref(),
+                Some("https://h.example/feed"),
+                "{doc}"
+            );
+        }
+    }
 }

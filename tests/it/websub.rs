@@ -387,3 +387,206 @@ async fn another_hub_is_pinged_when_the_outputs_change() {
     assert_eq!(status, 404, "and are not a hub themselves");
     daemon.stop().await;
 }
+
+/// What the hub written here was asked: (mode, topic, callback, secret).
+type Asked = Arc<Mutex<Vec<HashMap<String, String>>>>;
+
+/// A hub that records subscribe and unsubscribe requests; the test plays
+/// its other part (verifying, pushing) itself.
+async fn test_hub() -> (String, Asked) {
+    let asked: Asked = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let link = format!("<{base}/hub>; rel=\"hub\", <https://k.example/feed>; rel=\"self\"");
+    let app = axum::Router::new()
+        .route(
+            "/hub",
+            axum::routing::post(|State(a): State<Asked>, axum::Form(f): axum::Form<HashMap<String, String>>| async move {
+                a.lock().unwrap().push(f);
+                StatusCode::ACCEPTED
+            }),
+        )
+        // A feed that names its hub in a `Link` header only.
+        .route(
+            "/k.rss",
+            get(move || async move { ([("link", link)], rss(&["K story"])) }),
+        )
+        .with_state(asked.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, asked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feeds_that_name_a_hub_are_subscribed_and_pushed() {
+    let (hub_base, asked) = test_hub().await;
+    let hub = format!("{hub_base}/hub");
+    let server = FixtureServer::start().await;
+    server.set(
+        "h.rss",
+        format!(
+            "<rss version=\"2.0\" xmlns:atom=\"http://www.w3.org/2005/Atom\"><channel><title>H</title>\
+             <link>https://h.example/</link><atom:link rel=\"hub\" href=\"{hub}\"/>\
+             <atom:link rel=\"self\" href=\"https://h.example/feed\"/>\
+             <item><title>First story</title><link>https://h.example/first/</link></item></channel></rss>"
+        ),
+    );
+    let var = "PADDOCK_TEST_ADMIN_TOKEN_WEBSUB";
+    unsafe { std::env::set_var(var, "websub-token") };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    let env = TestEnv::new();
+    let text = |with_h: bool| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nbase_url = \"{base}\"\nadmin_token_env = \"{var}\"\n\
+             [storage]\n{}[poll]\ntimeout = \"2s\"\ninterval = \"1h\"\n\
+             [websub]\ncallback_base = \"{base}\"\nallow_private_callbacks = true\n\
+             {}[[feed]]\nid = \"k\"\nurl = \"{hub_base}/k.rss\"\n",
+            storage_keys(),
+            match with_h {
+                true => format!(
+                    "[[feed]]\nid = \"h\"\nurl = \"{}\"\n",
+                    server.url("/dyn/h.rss")
+                ),
+                false => String::new(),
+            }
+        )
+    };
+    std::fs::write(env.config_path(), text(true)).unwrap();
+    let config = paddock::config::Config::load(&env.config_path()).unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(paddock::app::run(config, listener, shutdown.clone()));
+
+    // Both feeds are discovered, from the document and from the header.
+    until("two subscribe requests", || {
+        asked.lock().unwrap().len() >= 2
+    })
+    .await;
+    let requests = asked.lock().unwrap().clone();
+    let by_topic = |t: &str| requests.iter().find(|r| r["hub.topic"] == t).cloned();
+    let h = by_topic("https://h.example/feed").expect("h is subscribed");
+    assert!(
+        by_topic("https://k.example/feed").is_some(),
+        "k is subscribed from its Link header: {requests:?}"
+    );
+    assert_eq!(h["hub.mode"], "subscribe");
+    let callback = h["hub.callback"].clone();
+    assert!(
+        callback.starts_with(&format!("{base}websub/callback/")),
+        "{callback}"
+    );
+    let secret = h["hub.secret"].clone();
+    assert!(secret.len() >= 32);
+
+    // Verification: a wrong topic is 404; the right one is echoed.
+    let verify = |topic: &str, lease: &str| {
+        let url = format!(
+            "{callback}?hub.mode=subscribe&hub.topic={}&hub.challenge=c-123&hub.lease_seconds={lease}",
+            urlencode(topic)
+        );
+        async move { client().get(url).send().await.unwrap() }
+    };
+    assert_eq!(
+        verify("https://elsewhere.example/", "3").await.status(),
+        404
+    );
+    let ok = verify("https://h.example/feed", "3").await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.unwrap(), "c-123");
+    let hits = server.hits("/dyn/h.rss");
+
+    // A signed push is stored and served at once, with no poll.
+    let push = |body: String, signature: Option<String>| {
+        let mut r = client()
+            .post(&callback)
+            .header("content-type", "application/rss+xml")
+            .body(body);
+        if let Some(s) = signature {
+            r = r.header("X-Hub-Signature", s);
+        }
+        async move { r.send().await.unwrap().status() }
+    };
+    let pushed = rss(&["First story", "Pushed story"]);
+    let sig = format!(
+        "sha256={}",
+        paddock::websub::hub::sign(secret.as_bytes(), pushed.as_bytes())
+    );
+    assert_eq!(push(pushed, Some(sig)).await, 202);
+    let atom = client()
+        .get(format!("{base}feed.atom"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(atom.contains("Pushed story"), "{atom}");
+    // Unsigned, or signed with another secret: answered 2xx, not stored.
+    assert_eq!(push(rss(&["Unsigned story"]), None).await, 202);
+    let forged = rss(&["Forged story"]);
+    let bad = format!(
+        "sha256={}",
+        paddock::websub::hub::sign(b"not the secret", forged.as_bytes())
+    );
+    assert_eq!(push(forged, Some(bad)).await, 202);
+    let atom = client()
+        .get(format!("{base}feed.atom"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!atom.contains("Unsigned story") && !atom.contains("Forged story"));
+    assert_eq!(server.hits("/dyn/h.rss"), hits, "no poll in between");
+    let listed: Value =
+        serde_json::from_slice(&get_bytes(&format!("{base}api/websub")).await).unwrap();
+    let h_state = (listed["subscribed"].as_array().unwrap().iter())
+        .find(|s| s["feed"] == "h")
+        .cloned()
+        .unwrap();
+    assert_eq!(h_state["state"], "active", "{listed}");
+
+    // Renewal before the 3-second lease ends: a new callback.
+    until("a renewal", || {
+        asked
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r["hub.topic"] == "https://h.example/feed")
+            .count()
+            >= 2
+    })
+    .await;
+    let renewed = (asked.lock().unwrap().iter())
+        .rfind(|r| r["hub.topic"] == "https://h.example/feed")
+        .cloned()
+        .unwrap();
+    assert_ne!(
+        renewed["hub.callback"], callback,
+        "a new callback at each renewal"
+    );
+
+    // The feed leaves the config: it is unsubscribed.
+    std::fs::write(env.config_path(), text(false)).unwrap();
+    let reload = client()
+        .post(format!("{base}api/reload"))
+        .header("Authorization", "Bearer websub-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reload.status(), 200);
+    until("an unsubscribe", || {
+        asked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r["hub.mode"] == "unsubscribe" && r["hub.topic"] == "https://h.example/feed")
+    })
+    .await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
