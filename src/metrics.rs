@@ -60,10 +60,14 @@ pub struct RuleCount {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WebSubLabels {
-    /// `verification` (of a subscriber's intent), `push` (a delivery) or
-    /// `ping` (telling another hub of a change).
+    /// The built-in hub: `verification` (of a subscriber's intent),
+    /// `push` (a delivery), `ping` (telling another hub of a change). The
+    /// subscriber: `subscribe`, `unsubscribe` (asked of a feed's hub),
+    /// `callback_verification` (a hub's check of intent), `delivery` (a
+    /// push received).
     pub event: &'static str,
-    /// `ok`, `failed`, or for a push `gone` (the subscriber answered 410).
+    /// `ok`, `failed`, `refused`; `gone` (a push answered 410);
+    /// `bad_signature`, `too_many` (deliveries dropped).
     pub result: &'static str,
 }
 

@@ -131,6 +131,13 @@ impl Subscriber {
     /// A hub's verification of intent (`GET` to a callback): the challenge
     /// to echo, or `None` (404) when this server did not ask for that.
     pub fn verify(&self, token: &str, mode: &str, topic: &str, lease: Option<u64>) -> Option<()> {
+        let answer = self.answer(token, mode, topic, lease);
+        let result = if answer.is_some() { "ok" } else { "refused" };
+        self.metrics.record_websub("callback_verification", result);
+        answer
+    }
+
+    fn answer(&self, token: &str, mode: &str, topic: &str, lease: Option<u64>) -> Option<()> {
         let now = chrono::Utc::now();
         match mode {
             "subscribe" => {
