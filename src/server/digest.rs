@@ -27,8 +27,42 @@ async fn digest(
         group: query.get("group").cloned(),
         limit: query.get("limit").cloned(),
     };
-    let body =
-        super::blocking(move || Ok(digest_json(state.store.as_ref(), &config, &query)?)).await?;
+    // Cached per query and store generation, like the feeds: while the
+    // store is unchanged no story or comment has been stamped since the
+    // cached window's end, so it chains as a fresh one would. A window
+    // that starts a duration back from now moves with the clock: it is
+    // cached for the second it was asked in.
+    let absolute = (query.since.as_deref())
+        .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s.trim()).is_ok());
+    let mut key = format!(
+        "{}/digest.json?since={}&group={}&limit={}",
+        config.version,
+        query.since.as_deref().unwrap_or(""),
+        query.group.as_deref().unwrap_or(""),
+        query.limit.as_deref().unwrap_or("")
+    );
+    if !absolute {
+        key.push_str(&format!("@{}", chrono::Utc::now().timestamp()));
+    }
+    let generation = state.store.generation();
+    if let Some(hit) = state.cache.peek(&key, generation) {
+        return Ok(respond(&headers, &hit));
+    }
+    let rendered = super::blocking(move || {
+        state
+            .cache
+            .get_or_render(&key, generation, || render(&state, &config, &query))
+    })
+    .await?;
+    Ok(respond(&headers, &rendered))
+}
+
+fn render(
+    state: &AppState,
+    config: &crate::config::Config,
+    query: &DigestQuery,
+) -> Result<Rendered, ApiError> {
+    let body = digest_json(state.store.as_ref(), config, query)?;
     // The window's edges move with the clock; the ETag covers the content,
     // so a client asking again with nothing new gets a 304.
     let mut doc: serde_json::Value =
@@ -49,6 +83,5 @@ async fn digest(
         }
     }
     let etag = etag_of(doc.to_string().as_bytes());
-    let rendered = Rendered::with_etag(body, "application/json", newest, etag);
-    Ok(respond(&headers, &rendered))
+    Ok(Rendered::with_etag(body, "application/json", newest, etag))
 }
