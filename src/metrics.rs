@@ -73,6 +73,7 @@ pub struct WebSubLabels {
 
 pub struct Metrics {
     registry: Registry,
+    lateness: Histogram,
     websub: Family<WebSubLabels, Counter>,
     rule_dropped: Family<RuleLabels, Gauge>,
     polls: Family<PollLabels, Counter>,
@@ -143,8 +144,15 @@ impl Default for Metrics {
             "The built-in WebSub hub's verifications of intent and pushes, by result",
             websub.clone(),
         );
+        let lateness = Histogram::new(exponential_buckets(0.001, 2.0, 18));
+        registry.register(
+            "poll_lateness_seconds",
+            "How late scheduled polls began against their due time",
+            lateness.clone(),
+        );
         Metrics {
             registry,
+            lateness,
             websub,
             rule_dropped,
             store_write,
@@ -181,6 +189,10 @@ impl Metrics {
         if let Some(d) = report.fetch_elapsed {
             self.fetch_seconds.observe(d.as_secs_f64());
         }
+    }
+
+    pub fn record_lateness(&self, late: Duration) {
+        self.lateness.observe(late.as_secs_f64());
     }
 
     pub fn record_websub(&self, event: &'static str, result: &'static str) {

@@ -438,20 +438,25 @@ impl Poller {
 async fn run_feed(pipeline: Pipeline, feed: FeedConfig, cancel: CancellationToken) {
     // The stored time matters only at start; after that each poll's report
     // says when the next one is due, even if recording it failed.
-    let state = match pipeline.store.cached_feed_state(&feed.id) {
-        Some(state) => state,
-        None => {
-            let id = feed.id.clone();
-            let read = on_store(&pipeline.store, move |s| s.feed_state(&id)).await;
-            read.unwrap_or_default()
-        }
+    // Only what the loop needs is kept: a feed's task sleeps most of its
+    // life, and everything it holds across a sleep is in its future.
+    let (gone, mut due) = {
+        let state = match pipeline.store.cached_feed_state(&feed.id) {
+            Some(state) => state,
+            None => {
+                let id = feed.id.clone();
+                let read = on_store(&pipeline.store, move |s| s.feed_state(&id)).await;
+                read.unwrap_or_default()
+            }
+        };
+        let gone = state.gone.as_deref() == Some(feed.source.to_string().as_str());
+        (gone, state.next_poll)
     };
     // A feed that answered 410 Gone rests until the config changes it; a
     // changed feed gets a new task.
-    if state.gone.as_deref() == Some(feed.source.to_string().as_str()) {
+    if gone {
         return cancel.cancelled().await;
     }
-    let mut due = state.next_poll;
     loop {
         let wait = due
             .and_then(|t| (t - chrono::Utc::now()).to_std().ok())
@@ -462,7 +467,18 @@ async fn run_feed(pipeline: Pipeline, feed: FeedConfig, cancel: CancellationToke
         }
         // A poll that has started is let finish (its writes are one batch);
         // shutdown waits for it up to its grace period.
-        let report = pipeline.poll_due(&feed).await;
+        // Boxed: a poll's future is large, and a feed's task sleeps most of
+        // its life; unboxed, every sleeping task would carry its size.
+        let report = Box::pin(pipeline.poll_due(&feed)).await;
+        // How late the poll began against its due time (queueing for the
+        // fetch limits included).
+        if let Some(due) = due
+            && report.outcome != Outcome::Elsewhere
+        {
+            let began = crate::model::earlier(chrono::Utc::now(), report.elapsed);
+            let late = (began - due).to_std().unwrap_or_default();
+            pipeline.metrics.record_lateness(late);
+        }
         if report.gone {
             tracing::warn!(feed = %feed.id, "gone (410): not polled again until its url changes");
             return cancel.cancelled().await;

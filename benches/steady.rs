@@ -1,0 +1,276 @@
+//! The steady-state benchmark: `cargo bench --bench steady` (not part of
+//! the tests). An origin on loopback makes each feed's document from its
+//! number (nothing on disk), with an ETag; 90% of feeds never change (a
+//! re-poll is a 304), 10% carry one new story each interval. A real
+//! `paddock serve` polls N feeds (default 1,000,000) every interval
+//! (default 900 s: the production rate is N / interval fetches/s); after
+//! its first round, the bench watches it for a fixed time and reports, in
+//! the same run: Paddock's share of the two cores, its memory, fetches/s
+//! against the target, p99 lateness of a poll against its due time (from
+//! `/metrics`), store growth per hour, start-to-serving, the first round,
+//! a one-feed reload; then the same origin polled at the same rate by a
+//! plain reqwest loop, as the floor.
+//!
+//! Options: `--feeds N`, `--interval S`, `--seconds S` (the watch, from
+//! 90% of an interval after start, when the second round comes due;
+//! default a fifth of the interval), `--concurrency N` (`[poll].concurrency`, default 256). With
+//! `PADDOCK_TEST_POSTGRES` set and `--postgres`, the store is a fresh
+//! PostgreSQL database.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Origin {
+    start: Instant,
+    interval: u64,
+    served: AtomicU64,
+    not_modified: AtomicU64,
+}
+
+impl Origin {
+    /// Feed `n`'s version now: every tenth feed gets a new story each
+    /// interval (at its own offset), the others never change.
+    fn version(&self, n: u64) -> u64 {
+        if n % 10 != 0 {
+            return 0;
+        }
+        let offset = (n.wrapping_mul(2_654_435_761)) % (self.interval * 1000);
+        (self.start.elapsed().as_millis() as u64 + offset) / (self.interval * 1000)
+    }
+}
+
+async fn feed(State(o): State<Arc<Origin>>, Path(n): Path<u64>, headers: HeaderMap) -> Response {
+    o.served.fetch_add(1, Ordering::Relaxed);
+    let v = o.version(n);
+    let etag = format!("\"{n}-{v}\"");
+    if headers.get(header::IF_NONE_MATCH).and_then(|h| h.to_str().ok()) == Some(etag.as_str()) {
+        o.not_modified.fetch_add(1, Ordering::Relaxed);
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    let items: String = (v.saturating_sub(2)..=v)
+        .map(|i| {
+            format!(
+                "<item><title>Feed {n} story {i}</title><link>https://s{n}.example/{i}/</link>\
+                 <guid>https://s{n}.example/{i}/</guid><description>Story {i} of feed {n}, about a car.</description>\
+                 <slash:comments>{i}</slash:comments></item>"
+            )
+        })
+        .collect();
+    let body = format!(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\" xmlns:slash=\"http://purl.org/rss/1.0/modules/slash/\">\
+         <channel><title>Feed {n}</title><link>https://s{n}.example/</link>{items}</channel></rss>"
+    );
+    ([(header::ETAG, etag), (header::CONTENT_TYPE, "application/rss+xml".to_string())], body).into_response()
+}
+
+fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
+    Duration::from_millis(ticks * 10)
+}
+
+fn status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    (status.lines().find(|l| l.starts_with(field)))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn du(path: &std::path::Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for e in entries.flatten() {
+            let meta = e.metadata();
+            match meta {
+                Ok(m) if m.is_dir() => total += du(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// p99 of a Prometheus histogram in OpenMetrics text: the upper bound of
+/// the first bucket holding 99% of the observations.
+fn p99(metrics: &str, name: &str) -> Option<f64> {
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for line in metrics.lines().filter(|l| l.starts_with(&format!("{name}_bucket"))) {
+        let le = line.split("le=\"").nth(1)?.split('"').next()?;
+        let count: f64 = line.rsplit(' ').next()?.parse().ok()?;
+        let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+        buckets.push((le, count));
+    }
+    let total = buckets.last()?.1;
+    if total == 0.0 {
+        return None;
+    }
+    buckets.iter().find(|(_, c)| *c >= total * 0.99).map(|(le, _)| *le)
+}
+
+fn main() {
+    let n = arg("--feeds", 1_000_000);
+    let interval = arg("--interval", 900);
+    // The second round comes due from 90% to 110% of an interval after
+    // the first (the schedule's jitter): the watch covers that.
+    let seconds = arg("--seconds", (interval / 5).max(1));
+    let concurrency = arg("--concurrency", 256);
+    let postgres = std::env::args().any(|a| a == "--postgres");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let origin = Arc::new(Origin {
+            start: Instant::now(),
+            interval,
+            served: AtomicU64::new(0),
+            not_modified: AtomicU64::new(0),
+        });
+        let app = axum::Router::new().route("/f/{n}", axum::routing::get(feed)).with_state(origin.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        let dir = tempfile::tempdir().unwrap();
+        let storage = match postgres {
+            true => format!("url = \"{}\"\n", paddock::store::scratch_database("steady").expect("--postgres needs PADDOCK_TEST_POSTGRES")),
+            false => "path = \"data\"\n".to_string(),
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let write_config = |changed: Option<u64>| {
+            let mut toml = format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_token_env = \"STEADY_TOKEN\"\n[storage]\n{storage}\
+                 [poll]\ninterval = \"{interval}s\"\nmin_interval = \"1s\"\nconcurrency = {concurrency}\nper_host = {concurrency}\ntimeout = \"10s\"\n"
+            );
+            toml.reserve(n as usize * 48);
+            for i in 0..n {
+                let extra = if changed == Some(i) { "?moved=1" } else { "" };
+                toml.push_str(&format!("[[feed]]\nid = \"f{i}\"\nurl = \"{base}/f/{i}{extra}\"\n"));
+            }
+            std::fs::write(dir.path().join("feeds.toml"), toml).unwrap();
+        };
+        write_config(None);
+        let http = reqwest::Client::new();
+        let url = |p: &str| format!("http://127.0.0.1:{port}/{p}");
+
+        println!("# Paddock steady-state benchmark\n");
+        println!(
+            "{n} feeds every {interval} s (target {:.0} fetches/s), {} store, [poll].concurrency = {concurrency}; a {seconds} s watch after the first round; 2 cores\n",
+            n as f64 / interval as f64,
+            if postgres { "PostgreSQL" } else { "sled" }
+        );
+        let spawned = Instant::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .args(["serve", "--config", dir.path().join("feeds.toml").to_str().unwrap()])
+            .env("STEADY_TOKEN", "steady")
+            .env("RUST_LOG", "error")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        while http.get(url("healthz")).send().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let serving = spawned.elapsed();
+        while origin.served.load(Ordering::Relaxed) < n {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let first_round = spawned.elapsed();
+        let rss_after_first = status_kb(pid, "VmRSS:");
+        let second_round = spawned + Duration::from_secs(interval * 9 / 10);
+        if let Some(wait) = second_round.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+
+        // The watch: the production rate, for `seconds`.
+        let (served0, cpu0, store0, t0) = (origin.served.load(Ordering::Relaxed), cpu_of(pid), du(dir.path()), Instant::now());
+        let nm0 = origin.not_modified.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        let watched = t0.elapsed().as_secs_f64();
+        let fetched = origin.served.load(Ordering::Relaxed) - served0;
+        let not_modified = origin.not_modified.load(Ordering::Relaxed) - nm0;
+        let cpu = (cpu_of(pid) - cpu0).as_secs_f64();
+        let growth = du(dir.path()).saturating_sub(store0) as f64 / watched * 3600.0;
+        let metrics = http.get(url("metrics")).send().await.unwrap().text().await.unwrap();
+        let late = p99(&metrics, "paddock_poll_lateness_seconds");
+        let (rss, peak) = (status_kb(pid, "VmRSS:"), status_kb(pid, "VmHWM:"));
+
+        // A reload that changes one feed.
+        write_config(Some(n / 2));
+        let t = Instant::now();
+        let reload = http.post(url("api/reload")).bearer_auth("steady").send().await.unwrap();
+        let reload_time = t.elapsed();
+        assert!(reload.status().is_success(), "reload: {}", reload.status());
+        let _ = child.kill();
+        let _ = child.wait();
+
+        // The floor: the same origin, the same rate, a plain reqwest loop
+        // with the same validators; the bench process's CPU then (origin
+        // included) next to its CPU while Paddock polled (origin alone).
+        let rate = n as f64 / interval as f64;
+        let self_cpu = || cpu_of(std::process::id());
+        let (c0, f0, t1) = (self_cpu(), origin.served.load(Ordering::Relaxed), Instant::now());
+        let client = reqwest::Client::new();
+        let limit = Arc::new(tokio::sync::Semaphore::new(concurrency as usize));
+        let mut i = 0u64;
+        let etags: Arc<std::sync::Mutex<HashMap<u64, String>>> = Arc::default();
+        while t1.elapsed().as_secs() < seconds.min(30) {
+            let due = Duration::from_secs_f64(i as f64 / rate);
+            if let Some(wait) = due.checked_sub(t1.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+            let (client, limit, etags, feed) = (client.clone(), limit.clone(), etags.clone(), i % n);
+            let target = format!("{base}/f/{feed}");
+            tokio::spawn(async move {
+                let _p = limit.acquire_owned().await.unwrap();
+                let known = etags.lock().unwrap().get(&feed).cloned();
+                let mut req = client.get(target);
+                if let Some(e) = known {
+                    req = req.header(header::IF_NONE_MATCH, e);
+                }
+                if let Ok(resp) = req.send().await {
+                    if let Some(e) = resp.headers().get(header::ETAG).and_then(|v| v.to_str().ok()) {
+                        etags.lock().unwrap().insert(feed, e.to_string());
+                    }
+                    let _ = resp.bytes().await;
+                }
+            });
+            i += 1;
+        }
+        let floor_secs = t1.elapsed().as_secs_f64();
+        let floor_fetched = origin.served.load(Ordering::Relaxed) - f0;
+        let floor_cpu = (self_cpu() - c0).as_secs_f64();
+
+        println!("| measure | figure |\n|---|---|");
+        println!("| start to serving (`/healthz` answers) | {:.2} s |", serving.as_secs_f64());
+        println!("| first round (every feed fetched once) | {:.1} s ({:.0} fetches/s) |", first_round.as_secs_f64(), n as f64 / first_round.as_secs_f64());
+        println!("| RSS after the first round | {} MB ({:.0} bytes per feed) |", rss_after_first / 1024, rss_after_first as f64 * 1024.0 / n as f64);
+        println!("| fetches/s in the watch, against the target | {:.0} of {:.0} ({:.0}% answered 304) |", fetched as f64 / watched, rate, 100.0 * not_modified as f64 / fetched.max(1) as f64);
+        println!("| Paddock's CPU in the watch | {:.1}% of the two cores |", 100.0 * cpu / watched / 2.0);
+        println!("| RSS at the end of the watch (peak) | {} MB ({} MB) |", rss / 1024, peak / 1024);
+        println!("| p99 lateness of a scheduled poll | {} |", late.map_or("no scheduled poll in the watch".to_string(), |s| format!("at most {s:.3} s")));
+        println!("| store growth | {:.1} MB per hour |", growth / 1e6);
+        println!("| reload that changes one feed (`POST /api/reload`) | {:.2} s |", reload_time.as_secs_f64());
+        println!(
+            "| floor: a reqwest loop at the same rate, bench process CPU (origin included) | {:.0} fetches/s, {:.1}% of the two cores |",
+            floor_fetched as f64 / floor_secs,
+            100.0 * floor_cpu / floor_secs / 2.0
+        );
+    });
+}
