@@ -59,7 +59,11 @@ async fn feed(State(o): State<Arc<Origin>>, Path(n): Path<u64>, headers: HeaderM
     o.served.fetch_add(1, Ordering::Relaxed);
     let v = o.version(n);
     let etag = format!("\"{n}-{v}\"");
-    if headers.get(header::IF_NONE_MATCH).and_then(|h| h.to_str().ok()) == Some(etag.as_str()) {
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|h| h.to_str().ok())
+        == Some(etag.as_str())
+    {
         o.not_modified.fetch_add(1, Ordering::Relaxed);
         return StatusCode::NOT_MODIFIED.into_response();
     }
@@ -76,13 +80,28 @@ async fn feed(State(o): State<Arc<Origin>>, Path(n): Path<u64>, headers: HeaderM
         "<?xml version=\"1.0\"?><rss version=\"2.0\" xmlns:slash=\"http://purl.org/rss/1.0/modules/slash/\">\
          <channel><title>Feed {n}</title><link>https://s{n}.example/</link>{items}</channel></rss>"
     );
-    ([(header::ETAG, etag), (header::CONTENT_TYPE, "application/rss+xml".to_string())], body).into_response()
+    (
+        [
+            (header::ETAG, etag),
+            (header::CONTENT_TYPE, "application/rss+xml".to_string()),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn cpu_of(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
     Duration::from_millis(ticks * 10)
 }
 
@@ -112,17 +131,27 @@ fn du(path: &std::path::Path) -> u64 {
 /// the first bucket holding 99% of the observations.
 fn p99(metrics: &str, name: &str) -> Option<f64> {
     let mut buckets: Vec<(f64, f64)> = Vec::new();
-    for line in metrics.lines().filter(|l| l.starts_with(&format!("{name}_bucket"))) {
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}_bucket")))
+    {
         let le = line.split("le=\"").nth(1)?.split('"').next()?;
         let count: f64 = line.rsplit(' ').next()?.parse().ok()?;
-        let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+        let le = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().ok()?
+        };
         buckets.push((le, count));
     }
     let total = buckets.last()?.1;
     if total == 0.0 {
         return None;
     }
-    buckets.iter().find(|(_, c)| *c >= total * 0.99).map(|(le, _)| *le)
+    buckets
+        .iter()
+        .find(|(_, c)| *c >= total * 0.99)
+        .map(|(le, _)| *le)
 }
 
 fn main() {
@@ -133,7 +162,10 @@ fn main() {
     let seconds = arg("--seconds", (interval / 5).max(1));
     let concurrency = arg("--concurrency", 256);
     let postgres = std::env::args().any(|a| a == "--postgres");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let origin = Arc::new(Origin {

@@ -666,6 +666,7 @@ fn a_disk_that_really_fills_fails_polls_not_the_daemon() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let log_reader = drain(child.stderr.take().unwrap());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let base = format!("http://127.0.0.1:{port}/");
     let feeds: Value = rt.block_on(async {
@@ -728,8 +729,7 @@ fn a_disk_that_really_fills_fails_polls_not_the_daemon() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut log = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    let log = log_reader.join().unwrap();
     assert_eq!(status.code(), Some(0), "{log}");
     let reported: u64 = log
         .lines()
@@ -854,6 +854,8 @@ fn everything_at_once() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Read while it runs: a full pipe would block the daemon's logging.
+    let log_reader = drain(child.stderr.take().unwrap());
     let base = format!("http://127.0.0.1:{port}/");
     let addr = format!("127.0.0.1:{port}");
 
@@ -932,8 +934,7 @@ fn everything_at_once() {
         .unwrap();
     assert!(ok.success());
     let status = child.wait().unwrap();
-    let mut log = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    let log = log_reader.join().unwrap();
     assert_eq!(status.code(), Some(0), "{log}");
     for bad in ["panicked", "crashed", "poll stopped unexpectedly"] {
         assert!(!log.contains(bad), "{bad}: {log}");
@@ -952,4 +953,14 @@ fn everything_at_once() {
         sorted[sorted.len() - 1] < Duration::from_secs(2),
         "{sorted:?}"
     );
+}
+
+/// Reads a child's stderr to the end on a thread of its own, so a daemon
+/// that logs a lot never blocks on a full pipe; join for the text.
+fn drain(mut stderr: std::process::ChildStderr) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut log = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
+        log
+    })
 }
