@@ -13,7 +13,7 @@ use paddock::model::ErrorKind;
 use paddock::poller::Outcome;
 
 use crate::pipeline::{get, json_items, poll};
-use crate::support::{Daemon, FixtureServer, TestEnv, client, on_postgres, storage_keys};
+use crate::support::{Daemon, FixtureServer, TestEnv, client, drain, on_postgres, storage_keys};
 
 /// A config of one feed `h` (group `news`) at `url`, with `extra` keys.
 fn config_for(env: &TestEnv, url: &str, storage: &str, server: &str) -> Config {
@@ -953,14 +953,4 @@ fn everything_at_once() {
         sorted[sorted.len() - 1] < Duration::from_secs(2),
         "{sorted:?}"
     );
-}
-
-/// Reads a child's stderr to the end on a thread of its own, so a daemon
-/// that logs a lot never blocks on a full pipe; join for the text.
-fn drain(mut stderr: std::process::ChildStderr) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut log = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
-        log
-    })
 }

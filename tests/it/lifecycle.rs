@@ -236,6 +236,7 @@ fn sigterm_during_a_poll_exits_zero_within_ten_seconds() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let log_reader = crate::support::drain(child.stderr.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(10);
     while server.hits("/slow") == 0 {
         assert!(Instant::now() < deadline, "the slow poll never started");
@@ -258,8 +259,7 @@ fn sigterm_during_a_poll_exits_zero_within_ten_seconds() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(0));
-    let mut log = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    let log = log_reader.join().unwrap();
     assert!(log.contains("stopped cleanly"), "{log}");
     drop(rt);
 }

@@ -443,3 +443,13 @@ pub fn have(program: &str, probe: &[&str]) -> bool {
     }
     found
 }
+
+/// Reads a child's stderr to the end on a thread of its own, so a daemon
+/// that logs a lot never blocks on a full pipe; join for the text.
+pub fn drain(mut stderr: std::process::ChildStderr) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut log = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
+        log
+    })
+}
