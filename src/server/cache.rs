@@ -170,6 +170,9 @@ pub fn etag_of(bytes: &[u8]) -> String {
 #[derive(Default)]
 pub struct RenderCache {
     entries: Mutex<HashMap<String, (u64, Arc<Rendered>)>>,
+    /// One lock per output being rendered: requests that miss together
+    /// wait for one rendering instead of each making their own.
+    rendering: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl RenderCache {
@@ -188,6 +191,38 @@ impl RenderCache {
     /// cannot be read: a full or failing disk), an older rendering of the
     /// same output is served instead: stale stories beat none.
     pub fn get_or_render<E: std::fmt::Debug>(
+        &self,
+        key: &str,
+        generation: u64,
+        render: impl FnOnce() -> Result<Rendered, E>,
+    ) -> Result<Arc<Rendered>, E> {
+        if let Some(hit) = self.peek(key, generation) {
+            return Ok(hit);
+        }
+        let flight = {
+            let mut rendering = self.rendering.lock().unwrap_or_else(|p| p.into_inner());
+            rendering.entry(key.to_string()).or_default().clone()
+        };
+        let rendered = {
+            let _one_at_a_time = flight.lock().unwrap_or_else(|p| p.into_inner());
+            self.render_once(key, generation, render)
+        };
+        // Every clone is made and dropped under this lock: the last caller
+        // out finds only the map's and removes it.
+        let mut rendering = self.rendering.lock().unwrap_or_else(|p| p.into_inner());
+        drop(flight);
+        if rendering
+            .get(key)
+            .is_some_and(|f| Arc::strong_count(f) == 1)
+        {
+            rendering.remove(key);
+        }
+        rendered
+    }
+
+    /// [`RenderCache::get_or_render`] with this output's lock held: the
+    /// rendering another request just made is taken if it is current.
+    fn render_once<E: std::fmt::Debug>(
         &self,
         key: &str,
         generation: u64,
@@ -412,5 +447,33 @@ mod tests {
         get(1);
         get(2);
         assert_eq!(renders, 2);
+    }
+
+    #[test]
+    fn requests_that_miss_together_wait_for_one_rendering() {
+        let cache = Arc::new(RenderCache::default());
+        let renders = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (cache, renders) = (cache.clone(), renders.clone());
+                std::thread::spawn(move || {
+                    cache
+                        .get_or_render::<()>("/digest.json", 7, || {
+                            renders.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(100));
+                            Ok(rendered())
+                        })
+                        .unwrap()
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(renders.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(
+            cache.rendering.lock().unwrap().is_empty(),
+            "no lock left behind"
+        );
     }
 }
