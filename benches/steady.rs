@@ -15,7 +15,7 @@
 //! 90% of an interval after start, when the second round comes due;
 //! default a fifth of the interval), `--concurrency N` (`[poll].concurrency`, default 256). With
 //! `PADDOCK_TEST_POSTGRES` set and `--postgres`, the store is a fresh
-//! PostgreSQL database.
+//! PostgreSQL database; `--cache-bytes N` sets sled's page cache.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -162,6 +162,7 @@ fn main() {
     let seconds = arg("--seconds", (interval / 5).max(1));
     let concurrency = arg("--concurrency", 256);
     let postgres = std::env::args().any(|a| a == "--postgres");
+    let cache_bytes = arg("--cache-bytes", 64 << 20);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -182,7 +183,7 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let storage = match postgres {
             true => format!("url = \"{}\"\n", paddock::store::scratch_database("steady").expect("--postgres needs PADDOCK_TEST_POSTGRES")),
-            false => "path = \"data\"\n".to_string(),
+            false => format!("path = \"data\"\ncache_bytes = {cache_bytes}\n"),
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let write_config = |changed: Option<u64>| {
@@ -225,6 +226,11 @@ fn main() {
         }
         let first_round = spawned.elapsed();
         let rss_after_first = status_kb(pid, "VmRSS:");
+        let threads = status_kb(pid, "Threads:");
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+        let anon = (smaps.lines().find(|l| l.starts_with("Anonymous:")))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or(0);
         let second_round = spawned + Duration::from_secs(interval * 9 / 10);
         if let Some(wait) = second_round.checked_duration_since(Instant::now()) {
             tokio::time::sleep(wait).await;
@@ -294,7 +300,7 @@ fn main() {
         println!("| measure | figure |\n|---|---|");
         println!("| start to serving (`/healthz` answers) | {:.2} s |", serving.as_secs_f64());
         println!("| first round (every feed fetched once) | {:.1} s ({:.0} fetches/s) |", first_round.as_secs_f64(), n as f64 / first_round.as_secs_f64());
-        println!("| RSS after the first round | {} MB ({:.0} bytes per feed) |", rss_after_first / 1024, rss_after_first as f64 * 1024.0 / n as f64);
+        println!("| RSS after the first round | {} MB ({:.0} bytes per feed; {} MB anonymous; {threads} threads) |", rss_after_first / 1024, rss_after_first as f64 * 1024.0 / n as f64, anon / 1024);
         println!("| fetches/s in the watch, against the target | {:.0} of {:.0} ({:.0}% answered 304) |", fetched as f64 / watched, rate, 100.0 * not_modified as f64 / fetched.max(1) as f64);
         println!("| Paddock's CPU in the watch | {:.1}% of the two cores |", 100.0 * cpu / watched / 2.0);
         println!("| RSS at the end of the watch (peak) | {} MB ({} MB) |", rss / 1024, peak / 1024);

@@ -17,6 +17,9 @@ use crate::poller::{InFlight, Pipeline, PollOptions, Poller};
 use crate::server::{self, AppState, Control, Refreshing};
 use crate::store::Store;
 
+/// Threads for store calls and renders (the runtime's blocking pool).
+pub const BLOCKING_THREADS: usize = 64;
+
 /// How long shutdown waits for polls in flight before leaving them.
 pub const POLL_GRACE: Duration = Duration::from_secs(5);
 /// How long shutdown waits for open HTTP connections to finish.
