@@ -504,3 +504,26 @@ pub(crate) async fn on_store<T: Send + 'static>(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sleeping_feed_task_is_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("feeds.toml");
+        std::fs::write(&path, "[[feed]]\nid = \"a\"\nurl = \"a.rss\"\n").unwrap();
+        let config = crate::config::Config::load(&path).unwrap();
+        let pipeline = crate::app::pipeline(&config).unwrap();
+        let task = run_feed(pipeline, config.feeds[0].clone(), CancellationToken::new());
+        let size = std::mem::size_of_val(&task);
+        eprintln!(
+            "a feed task's future: {size} bytes (Pipeline {}, FeedConfig {}, Fetcher {})",
+            std::mem::size_of::<Pipeline>(),
+            std::mem::size_of::<FeedConfig>(),
+            std::mem::size_of::<Fetcher>()
+        );
+        assert!(size < 2048, "a feed task's future is {size} bytes");
+    }
+}
