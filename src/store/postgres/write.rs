@@ -61,8 +61,16 @@ pub(super) struct Write<'a> {
 impl<'a> Write<'a> {
     pub fn begin(store: &'a PgStore, tx: Transaction<'a>) -> Result<Write<'a>, StoreError> {
         store.exec(&tx, "SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
-        let row = store.row(&tx, CLOCK, &[])?.expect("one row");
-        let (clock, last, floor): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        let row = store.row(&tx, CLOCK, &[])?;
+        let read = |i: usize| {
+            row.as_ref()
+                .and_then(|r| r.try_get::<_, Option<i64>>(i).ok().flatten())
+        };
+        // The stamps' rows are made with the schema; a database whose rows
+        // were removed by hand starts them again from the clock.
+        let clock =
+            read(0).ok_or_else(|| StoreError::Database("the database gave no clock".into()))?;
+        let (last, floor) = (read(1).unwrap_or(0), read(2).unwrap_or(0));
         Ok(Write {
             store,
             tx,
