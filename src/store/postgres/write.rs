@@ -56,7 +56,14 @@ pub(super) struct Write<'a> {
     /// this write brings, read once: most writes find none and skip the
     /// per-story look.
     waiting_for: Option<HashSet<[u8; 16]>>,
+    /// Statements whose results nothing in the write reads, sent together
+    /// at commit, in order: the connection pipelines them, so the write
+    /// waits once for all instead of once for each.
+    deferred: Vec<(&'static str, Vec<Param>)>,
 }
+
+/// An owned statement parameter, for [`Write::defer`].
+pub(super) type Param = Box<dyn ToSql + Sync + Send>;
 
 impl<'a> Write<'a> {
     pub fn begin(store: &'a PgStore, tx: Transaction<'a>) -> Result<Write<'a>, StoreError> {
@@ -82,6 +89,7 @@ impl<'a> Write<'a> {
             records: HashMap::new(),
             stream: HashMap::new(),
             waiting_for: None,
+            deferred: Vec::new(),
         })
     }
 
@@ -104,25 +112,51 @@ impl<'a> Write<'a> {
         self.store.exec(&self.tx, sql, params)
     }
 
+    /// Queues a statement for commit (see `deferred`).
+    pub fn defer(&mut self, sql: &'static str, params: Vec<Param>) {
+        self.deferred.push((sql, params));
+    }
+
     pub fn commit(mut self) -> Result<(), StoreError> {
-        self.flush_comments()?;
+        self.flush_comments();
         if self.stamped {
-            self.exec(
+            let stamp = self.last_stamp;
+            self.defer(
                 "UPDATE paddock_meta SET value = $1 WHERE key = 'last_stamp'",
-                &[&self.last_stamp],
-            )?;
+                vec![Box::new(stamp)],
+            );
         }
-        let generation = match self.changed {
-            true => {
-                let row = self.rows(
-                    "UPDATE paddock_meta SET value = value + 1 WHERE key = 'generation' RETURNING value",
-                    &[],
-                )?;
-                row.first().map(|r| r.get::<_, i64>(0))
-            }
-            false => None,
-        };
+        let deferred = std::mem::take(&mut self.deferred);
+        let changed = self.changed;
         let (store, locked) = (self.store, self.locked);
+        let tx = &self.tx;
+        let generation = store.block(async {
+            // Prepared first (cached after the first write), then sent in
+            // order, all before the first answer is awaited.
+            let prepared = futures_util::future::try_join_all(
+                deferred.iter().map(|(sql, _)| tx.prepare_cached(sql)),
+            )
+            .await?;
+            let runs = prepared.iter().zip(&deferred).map(|(st, (_, params))| {
+                let refs: Vec<&(dyn ToSql + Sync)> =
+                    params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+                async move { tx.execute(st, &refs).await }
+            });
+            futures_util::future::try_join_all(runs).await?;
+            let generation = match changed {
+                true => {
+                    let row = tx
+                        .query_one(
+                            "UPDATE paddock_meta SET value = value + 1 WHERE key = 'generation' RETURNING value",
+                            &[],
+                        )
+                        .await?;
+                    Some(row.get::<_, i64>(0))
+                }
+                false => None,
+            };
+            Ok(generation)
+        })?;
         store.block(async { Ok(self.tx.commit().await?) })?;
         let held = locked.elapsed().as_nanos() as u64;
         store
@@ -159,19 +193,33 @@ impl<'a> Write<'a> {
             return Ok(());
         }
         self.changed();
-        self.exec(
+        self.defer(
             "INSERT INTO stories (id, seen, sort_ms, feed, link, body)
              SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bytea[])
              ON CONFLICT (id) DO UPDATE SET sort_ms = EXCLUDED.sort_ms, feed = EXCLUDED.feed,
                  link = EXCLUDED.link, body = EXCLUDED.body",
-            &[&ids, &seen, &sort, &feeds, &links, &bodies],
-        )?;
-        self.exec("DELETE FROM story_feeds WHERE id = ANY($1)", &[&ids])?;
-        self.exec(
+            vec![
+                Box::new(ids.clone()),
+                Box::new(seen),
+                Box::new(sort),
+                Box::new(feeds),
+                Box::new(links),
+                Box::new(bodies),
+            ],
+        );
+        self.defer(
+            "DELETE FROM story_feeds WHERE id = ANY($1)",
+            vec![Box::new(ids)],
+        );
+        self.defer(
             "INSERT INTO story_feeds (feed, sort_ms, id)
              SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[]) ON CONFLICT DO NOTHING",
-            &[&member_feed, &member_sort, &member_id],
-        )?;
+            vec![
+                Box::new(member_feed),
+                Box::new(member_sort),
+                Box::new(member_id),
+            ],
+        );
         Ok(())
     }
 
@@ -322,8 +370,8 @@ impl<'a> Write<'a> {
         Ok(())
     }
 
-    /// Writes the records and stream entries put so far, one statement each.
-    fn flush_comments(&mut self) -> Result<(), StoreError> {
+    /// Queues the records and stream entries put so far, one statement each.
+    fn flush_comments(&mut self) {
         if !self.records.is_empty() {
             let (mut hashes, mut items, mut times, mut stored) = (vec![], vec![], vec![], vec![]);
             for (hash, r) in self.records.drain() {
@@ -332,13 +380,18 @@ impl<'a> Write<'a> {
                 times.push(r.time.timestamp_millis());
                 stored.push(nanos(r.stored));
             }
-            self.exec(
+            self.defer(
                 "INSERT INTO comments (hash, item, time_ms, stored)
                  SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::bigint[])
                  ON CONFLICT (hash) DO UPDATE SET item = EXCLUDED.item, time_ms = EXCLUDED.time_ms,
                      stored = EXCLUDED.stored",
-                &[&hashes, &items, &times, &stored],
-            )?;
+                vec![
+                    Box::new(hashes),
+                    Box::new(items),
+                    Box::new(times),
+                    Box::new(stored),
+                ],
+            );
         }
         if !self.stream.is_empty() {
             let (mut hashes, mut times, mut items, mut entries) = (vec![], vec![], vec![], vec![]);
@@ -348,15 +401,19 @@ impl<'a> Write<'a> {
                 items.push(item);
                 entries.push(entry);
             }
-            self.exec(
+            self.defer(
                 "INSERT INTO stream (hash, time_ms, item, entry)
                  SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $4::bytea[])
                  ON CONFLICT (hash) DO UPDATE SET time_ms = EXCLUDED.time_ms, item = EXCLUDED.item,
                      entry = EXCLUDED.entry",
-                &[&hashes, &times, &items, &entries],
-            )?;
+                vec![
+                    Box::new(hashes),
+                    Box::new(times),
+                    Box::new(items),
+                    Box::new(entries),
+                ],
+            );
         }
-        Ok(())
     }
 
     /// Joins one comments document's comments to their stories: those in
