@@ -16,6 +16,10 @@
 
 #[path = "support/corpus.rs"]
 mod corpus;
+#[path = "support/proc.rs"]
+mod proc;
+
+use proc::{du, status_kb};
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -41,41 +45,6 @@ fn arg(name: &str, default: u64) -> u64 {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// utime + stime of this process, from /proc (clock ticks of 10 ms).
-fn cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    Duration::from_millis(ticks * 10)
-}
-
-fn status_kb(pid: &str, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn du(path: &Path) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
-        let meta = entry.metadata().unwrap();
-        total += if meta.is_dir() {
-            du(&entry.path())
-        } else {
-            meta.len()
-        };
-    }
-    total
 }
 
 type Docs = Arc<HashMap<String, (Bytes, String)>>;
@@ -201,22 +170,6 @@ fn config_with(dir: &Path, base: &str, sites: &[corpus::Site], name: &str, head:
     Config::load(&path).unwrap()
 }
 
-/// utime + stime of another process, from /proc (clock ticks of 10 ms).
-fn cpu_of(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-        .sum();
-    Duration::from_millis(ticks * 10)
-}
-
 /// Stories in a PostgreSQL store, read straight from its table.
 async fn stories_in(url: &str) -> i64 {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
@@ -274,7 +227,10 @@ async fn instances(
     // Let the last writes of the round land before counting fetches.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let fetches = served.load(std::sync::atomic::Ordering::Relaxed) - before;
-    let cpu: Duration = children.iter().map(|c| cpu_of(c.id())).sum();
+    let cpu: Duration = children
+        .iter()
+        .map(|c| proc::cpu(&c.id().to_string()))
+        .sum();
     for c in &mut children {
         let _ = c.kill();
         let _ = c.wait();
@@ -302,7 +258,7 @@ async fn floor(base: &str, sites: &[corpus::Site]) -> (Duration, Duration, usize
             .filter(|s| s.comments.is_some())
             .map(|s| format!("{base}/comments/{}.xml", s.id)),
     );
-    let (t0, c0) = (Instant::now(), cpu());
+    let (t0, c0) = (Instant::now(), proc::cpu("self"));
     let mut set = tokio::task::JoinSet::new();
     for url in urls {
         let (client, limit) = (client.clone(), limit.clone());
@@ -322,7 +278,7 @@ async fn floor(base: &str, sites: &[corpus::Site]) -> (Duration, Duration, usize
     while let Some(n) = set.join_next().await {
         items += n.unwrap();
     }
-    (t0.elapsed(), cpu() - c0, items)
+    (t0.elapsed(), proc::cpu("self") - c0, items)
 }
 
 struct Wrk {
@@ -390,9 +346,9 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let config = config_for(dir.path(), &base, &sites);
         let pipeline = paddock::app::pipeline(&config).unwrap();
-        let (t0, c0) = (Instant::now(), cpu());
+        let (t0, c0) = (Instant::now(), proc::cpu("self"));
         let reports = pipeline.poll_all(&config.feeds, |_| {}).await;
-        let (i_wall, i_cpu) = (t0.elapsed(), cpu() - c0);
+        let (i_wall, i_cpu) = (t0.elapsed(), proc::cpu("self") - c0);
         // Before `verify`, which holds the writer lock too.
         let writing = pipeline.store.write_time();
         let failed = reports.iter().filter(|r| matches!(r.outcome, Outcome::Failed(_))).count();
@@ -401,9 +357,9 @@ fn main() {
         println!("| of which inside the store writer (serialized) | {:.2} s | | | | {:.0}% of the ingest |", writing.as_secs_f64(), 100.0 * writing.as_secs_f64() / i_wall.as_secs_f64());
 
         // Warm re-poll: every feed due now, every answer a 304.
-        let (t0, c0) = (Instant::now(), cpu());
+        let (t0, c0) = (Instant::now(), proc::cpu("self"));
         let reports = pipeline.poll_all(&config.feeds, |_| {}).await;
-        let (w_wall, w_cpu) = (t0.elapsed(), cpu() - c0);
+        let (w_wall, w_cpu) = (t0.elapsed(), proc::cpu("self") - c0);
         let not_modified = reports.iter().filter(|r| r.outcome == Outcome::NotModified).count();
         println!("| warm re-poll ({not_modified} of {} answered 304) | {:.3} s | {:.2} s | | | |\n", reports.len(), w_wall.as_secs_f64(), w_cpu.as_secs_f64());
         println!("peak RSS of the bench process so far (corpus and server included): {} MB\n", status_kb("self", "VmHWM:") / 1024);
@@ -477,9 +433,9 @@ fn main() {
             let pg_dir = tempfile::tempdir().unwrap();
             let pg_config = config_with(pg_dir.path(), &base, &sites, "feeds.toml", &format!("[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nurl = \"{database}\"\n"));
             let pipeline = paddock::app::pipeline(&pg_config).unwrap();
-            let (t0, c0) = (Instant::now(), cpu());
+            let (t0, c0) = (Instant::now(), proc::cpu("self"));
             let reports = pipeline.poll_all(&pg_config.feeds, |_| {}).await;
-            let (p_wall, p_cpu) = (t0.elapsed(), cpu() - c0);
+            let (p_wall, p_cpu) = (t0.elapsed(), proc::cpu("self") - c0);
             let writing = pipeline.store.write_time();
             let failed = reports.iter().filter(|r| matches!(r.outcome, Outcome::Failed(_))).count();
             let pg_stored = stories_in(&database).await;
@@ -487,10 +443,10 @@ fn main() {
             println!("| phase | wall | CPU | ratio to floor |\n|---|---|---|---|");
             println!("| cold ingest on PostgreSQL (stored {pg_stored} stories, {failed} failed) | {:.2} s | {:.2} s | {:.2} |", p_wall.as_secs_f64(), p_cpu.as_secs_f64(), p_wall.as_secs_f64() / f_wall.as_secs_f64());
             println!("| of which in write transactions | {:.2} s | | |", writing.as_secs_f64());
-            let (t0, c0) = (Instant::now(), cpu());
+            let (t0, c0) = (Instant::now(), proc::cpu("self"));
             let reports = pipeline.poll_all(&pg_config.feeds, |_| {}).await;
             let not_modified = reports.iter().filter(|r| r.outcome == Outcome::NotModified).count();
-            println!("| warm re-poll on PostgreSQL ({not_modified} of {} answered 304) | {:.3} s | {:.2} s | |\n", reports.len(), t0.elapsed().as_secs_f64(), (cpu() - c0).as_secs_f64());
+            println!("| warm re-poll on PostgreSQL ({not_modified} of {} answered 304) | {:.3} s | {:.2} s | |\n", reports.len(), t0.elapsed().as_secs_f64(), (proc::cpu("self") - c0).as_secs_f64());
             let state = paddock::server::AppState::new(pipeline.store.clone(), Arc::new(ArcSwap::from_pointee(pg_config.clone())));
             let pg_base = listen(paddock::server::router(state)).await;
             let _ = reqwest::get(format!("{pg_base}/feed.atom")).await;

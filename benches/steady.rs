@@ -17,6 +17,9 @@
 //! `PADDOCK_TEST_POSTGRES` set and `--postgres`, the store is a fresh
 //! PostgreSQL database; `--cache-bytes N` sets sled's page cache.
 
+#[path = "support/proc.rs"]
+mod proc;
+
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -88,43 +91,6 @@ async fn feed(State(o): State<Arc<Origin>>, Path(n): Path<u64>, headers: HeaderM
         body,
     )
         .into_response()
-}
-
-fn cpu_of(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-        .sum();
-    Duration::from_millis(ticks * 10)
-}
-
-fn status_kb(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    (status.lines().find(|l| l.starts_with(field)))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn du(path: &std::path::Path) -> u64 {
-    let mut total = 0;
-    if let Ok(entries) = std::fs::read_dir(path) {
-        for e in entries.flatten() {
-            let meta = e.metadata();
-            match meta {
-                Ok(m) if m.is_dir() => total += du(&e.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
 }
 
 /// p99 of a Prometheus histogram in OpenMetrics text: the upper bound of
@@ -225,8 +191,8 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let first_round = spawned.elapsed();
-        let rss_after_first = status_kb(pid, "VmRSS:");
-        let threads = status_kb(pid, "Threads:");
+        let rss_after_first = proc::status_kb(&pid.to_string(), "VmRSS:");
+        let threads = proc::status_kb(&pid.to_string(), "Threads:");
         let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
         let anon = (smaps.lines().find(|l| l.starts_with("Anonymous:")))
             .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
@@ -237,17 +203,17 @@ fn main() {
         }
 
         // The watch: the production rate, for `seconds`.
-        let (served0, cpu0, store0, t0) = (origin.served.load(Ordering::Relaxed), cpu_of(pid), du(dir.path()), Instant::now());
+        let (served0, cpu0, store0, t0) = (origin.served.load(Ordering::Relaxed), proc::cpu(&pid.to_string()), proc::du(dir.path()), Instant::now());
         let nm0 = origin.not_modified.load(Ordering::Relaxed);
         tokio::time::sleep(Duration::from_secs(seconds)).await;
         let watched = t0.elapsed().as_secs_f64();
         let fetched = origin.served.load(Ordering::Relaxed) - served0;
         let not_modified = origin.not_modified.load(Ordering::Relaxed) - nm0;
-        let cpu = (cpu_of(pid) - cpu0).as_secs_f64();
-        let growth = du(dir.path()).saturating_sub(store0) as f64 / watched * 3600.0;
+        let cpu = (proc::cpu(&pid.to_string()) - cpu0).as_secs_f64();
+        let growth = proc::du(dir.path()).saturating_sub(store0) as f64 / watched * 3600.0;
         let metrics = http.get(url("metrics")).send().await.unwrap().text().await.unwrap();
         let late = p99(&metrics, "paddock_poll_lateness_seconds");
-        let (rss, peak) = (status_kb(pid, "VmRSS:"), status_kb(pid, "VmHWM:"));
+        let (rss, peak) = (proc::status_kb(&pid.to_string(), "VmRSS:"), proc::status_kb(&pid.to_string(), "VmHWM:"));
 
         // A reload that changes one feed, timed alone: the file watcher
         // reloads the edit first, then `POST /api/reload` reads it again.
@@ -264,7 +230,7 @@ fn main() {
         // with the same validators; the bench process's CPU then (origin
         // included) next to its CPU while Paddock polled (origin alone).
         let rate = n as f64 / interval as f64;
-        let self_cpu = || cpu_of(std::process::id());
+        let self_cpu = || proc::cpu("self");
         let (c0, f0, t1) = (self_cpu(), origin.served.load(Ordering::Relaxed), Instant::now());
         let client = reqwest::Client::new();
         let limit = Arc::new(tokio::sync::Semaphore::new(concurrency as usize));
