@@ -425,16 +425,16 @@ fn key_of(topic: &str, callback: &str) -> String {
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
     mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&mac.finalize().into_bytes())
+}
+
+pub(super) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A client that reaches `url`'s host only at the vetted addresses and
 /// follows no redirect.
-fn client_for(url: &Url, addrs: &[SocketAddr]) -> Result<reqwest::Client, String> {
+pub(super) fn client_for(url: &Url, addrs: &[SocketAddr]) -> Result<reqwest::Client, String> {
     let host = url
         .host_str()
         .unwrap_or_default()

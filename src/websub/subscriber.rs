@@ -38,8 +38,6 @@ pub const DENIED_RETRY: Duration = Duration::from_secs(86400);
 pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Deliveries taken per subscription per minute; more are dropped.
 pub const DELIVERIES_PER_MINUTE: usize = 60;
-/// Time for one call to a hub.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -351,18 +349,7 @@ impl Subscriber {
         let sent = async {
             let hub = Url::parse(&s.hub).map_err(|e| e.to_string())?;
             let addrs = safety::vet(&hub, config.websub.allow_private_callbacks).await?;
-            let host = hub
-                .host_str()
-                .unwrap_or_default()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string();
-            let client = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(CALL_TIMEOUT)
-                .resolve_to_addrs(&host, &addrs)
-                .build()
-                .map_err(|e| e.to_string())?;
+            let client = super::hub::client_for(&hub, &addrs)?;
             let lease = LEASE_ASKED.as_secs().to_string();
             let mut form = vec![
                 ("hub.mode", action),
@@ -422,43 +409,33 @@ fn token() -> String {
 /// Whether `signature` (`method=hex`) is the HMAC of `body` under `secret`
 /// with a method the spec names, compared in constant time.
 pub fn signed(secret: &[u8], signature: Option<&str>, body: &[u8]) -> bool {
-    let Some((method, hex)) = signature.and_then(|s| s.trim().split_once('=')) else {
+    let Some((method, given)) = signature.and_then(|s| s.trim().split_once('=')) else {
         return false;
     };
-    let expected = match method.to_ascii_lowercase().as_str() {
-        "sha1" => mac::<sha1::Sha1>(secret, body),
-        "sha256" => mac::<sha2::Sha256>(secret, body),
-        "sha384" => mac::<sha2::Sha384>(secret, body),
-        "sha512" => mac::<sha2::Sha512>(secret, body),
-        _ => return false,
+    let Some(expected) = mac(&method.to_ascii_lowercase(), secret, body) else {
+        return false;
     };
-    let given = hex.trim().to_ascii_lowercase();
+    let given = given.trim().to_ascii_lowercase();
     expected.as_bytes().ct_eq(given.as_bytes()).into()
 }
 
-fn mac<D>(secret: &[u8], body: &[u8]) -> String
-where
-    D: hmac::digest::core_api::CoreProxy,
-    D::Core: hmac::digest::HashMarker
-        + hmac::digest::core_api::UpdateCore
-        + hmac::digest::core_api::FixedOutputCore
-        + hmac::digest::core_api::BufferKindUser<BufferKind = hmac::digest::block_buffer::Eager>
-        + Default
-        + Clone,
-    <D::Core as hmac::digest::core_api::BlockSizeUser>::BlockSize:
-        hmac::digest::typenum::IsLess<hmac::digest::typenum::U256>,
-    hmac::digest::typenum::Le<
-        <D::Core as hmac::digest::core_api::BlockSizeUser>::BlockSize,
-        hmac::digest::typenum::U256,
-    >: hmac::digest::typenum::NonZero,
-{
-    let mut m = Hmac::<D>::new_from_slice(secret).expect("HMAC takes a key of any length");
-    m.update(body);
-    m.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// The HMAC of `body` under `secret` in hex, by WebSub's method name.
+fn mac(method: &str, secret: &[u8], body: &[u8]) -> Option<String> {
+    macro_rules! with {
+        ($digest:ty) => {{
+            let mut m =
+                Hmac::<$digest>::new_from_slice(secret).expect("HMAC takes a key of any length");
+            m.update(body);
+            Some(super::hub::hex(&m.finalize().into_bytes()))
+        }};
+    }
+    match method {
+        "sha1" => with!(sha1::Sha1),
+        "sha256" => with!(sha2::Sha256),
+        "sha384" => with!(sha2::Sha384),
+        "sha512" => with!(sha2::Sha512),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -468,12 +445,8 @@ mod tests {
     #[test]
     fn every_named_method_verifies_and_nothing_else_does() {
         let body = b"<feed/>";
-        for (method, hex) in [
-            ("sha1", mac::<sha1::Sha1>(b"k", body)),
-            ("sha256", mac::<sha2::Sha256>(b"k", body)),
-            ("sha384", mac::<sha2::Sha384>(b"k", body)),
-            ("sha512", mac::<sha2::Sha512>(b"k", body)),
-        ] {
+        for method in ["sha1", "sha256", "sha384", "sha512"] {
+            let hex = mac(method, b"k", body).unwrap();
             assert!(
                 signed(b"k", Some(&format!("{method}={hex}")), body),
                 "{method}"
