@@ -195,8 +195,12 @@ impl Subscriber {
         }
         {
             let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            // Tokens change at each renewal: only the last minute's stay.
+            recent.retain(|_, times| {
+                times.retain(|t| t.elapsed() < Duration::from_secs(60));
+                !times.is_empty()
+            });
             let times = recent.entry(s.token.clone()).or_default();
-            times.retain(|t| t.elapsed() < Duration::from_secs(60));
             if times.len() >= DELIVERIES_PER_MINUTE {
                 self.metrics.record_websub("delivery", "too_many");
                 return Delivery::TooMany;
