@@ -34,8 +34,14 @@ pub const RENEW_AT: f64 = 0.1;
 /// again after this long; a denied one after [`DENIED_RETRY`].
 pub const PENDING_RETRY: Duration = Duration::from_secs(300);
 pub const DENIED_RETRY: Duration = Duration::from_secs(86400);
-/// How often subscriptions are looked over.
+/// How often subscriptions are looked over (renewals, retries, feeds that
+/// left the config).
 pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Every feed's state is read for new hubs when the store changed, at most
+/// this often, and at least every [`SCAN_AT_LEAST`]: at a million feeds a
+/// full read each second would be the subscriber's whole cost.
+pub const SCAN_AT_MOST: Duration = Duration::from_secs(2);
+pub const SCAN_AT_LEAST: Duration = Duration::from_secs(60);
 /// Deliveries taken per subscription per minute; more are dropped.
 pub const DELIVERIES_PER_MINUTE: usize = 60;
 
@@ -250,13 +256,25 @@ impl Subscriber {
     /// asks again for ones left unverified, and unsubscribes feeds that
     /// left the config.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let mut scanned: Option<(Instant, u64)> = None;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(CHECK_EVERY) => {}
             }
+            let generation = self.store.generation();
+            let scan = match scanned {
+                None => true,
+                Some((at, g)) => {
+                    at.elapsed() >= SCAN_AT_LEAST
+                        || (g != generation && at.elapsed() >= SCAN_AT_MOST)
+                }
+            };
+            if scan {
+                scanned = Some((Instant::now(), generation));
+            }
             let me = self.clone();
-            let Ok(work) = tokio::task::spawn_blocking(move || me.due()).await else {
+            let Ok(work) = tokio::task::spawn_blocking(move || me.due(scan)).await else {
                 continue;
             };
             for (action, s) in work {
@@ -265,8 +283,10 @@ impl Subscriber {
         }
     }
 
-    /// What to ask of hubs now.
-    fn due(&self) -> Vec<(&'static str, Subscribed)> {
+    /// What to ask of hubs now: renewals, retries and unsubscribes from
+    /// the subscriptions kept; with `scan`, also feeds whose state names a
+    /// hub they are not subscribed to there.
+    fn due(&self, scan: bool) -> Vec<(&'static str, Subscribed)> {
         let config = self.config.load_full();
         if config.websub.callback_base.is_none() {
             return Vec::new();
@@ -275,11 +295,41 @@ impl Subscriber {
         let held: HashMap<String, Subscribed> = (self.all().into_iter())
             .map(|s| (s.feed.clone(), s))
             .collect();
+        let fresh = |feed: &str, hub: &str, topic: &str| Subscribed {
+            feed: feed.to_string(),
+            hub: hub.to_string(),
+            topic: topic.to_string(),
+            token: token(),
+            old_token: None,
+            secret: token(),
+            state: State::Pending,
+            asked: now,
+            lease_until: None,
+        };
+        let since = |t: Timestamp| (now - t).to_std().unwrap_or_default();
         let mut work = Vec::new();
         for (feed, s) in &held {
             if config.feed(feed).is_none_or(|f| !f.enabled) {
                 work.push(("unsubscribe", s.clone()));
+                continue;
             }
+            let again = match s.state {
+                State::Pending => since(s.asked) > PENDING_RETRY,
+                State::Denied => since(s.asked) > DENIED_RETRY,
+                State::Active => false,
+            };
+            if again {
+                work.push(("subscribe", fresh(feed, &s.hub, &s.topic)));
+            } else if s.state == State::Active && renew_due(s, now) {
+                let mut renewed = s.clone();
+                renewed.old_token = Some(s.token.clone());
+                renewed.token = token();
+                renewed.asked = now;
+                work.push(("subscribe", renewed));
+            }
+        }
+        if !scan {
+            return work;
         }
         let ids: Vec<&str> = (config.feeds.iter())
             .filter(|f| f.enabled)
@@ -288,36 +338,11 @@ impl Subscriber {
         let states = self.store.feed_states(&ids).unwrap_or_default();
         for (id, state) in ids.iter().zip(states) {
             let Some(link) = state.hub else { continue };
-            let fresh = || Subscribed {
-                feed: id.to_string(),
-                hub: link.hub.clone(),
-                topic: link.topic.clone(),
-                token: token(),
-                old_token: None,
-                secret: token(),
-                state: State::Pending,
-                asked: now,
-                lease_until: None,
-            };
-            let since = |t: Timestamp| (now - t).to_std().unwrap_or_default();
             match held.get(*id) {
-                None => work.push(("subscribe", fresh())),
+                None => work.push(("subscribe", fresh(id, &link.hub, &link.topic))),
                 Some(s) if s.hub != link.hub || s.topic != link.topic => {
                     work.push(("unsubscribe", s.clone()));
-                    work.push(("subscribe", fresh()));
-                }
-                Some(s) if s.state == State::Pending && since(s.asked) > PENDING_RETRY => {
-                    work.push(("subscribe", fresh()));
-                }
-                Some(s) if s.state == State::Denied && since(s.asked) > DENIED_RETRY => {
-                    work.push(("subscribe", fresh()));
-                }
-                Some(s) if s.state == State::Active && renew_due(s, now) => {
-                    let mut renewed = s.clone();
-                    renewed.old_token = Some(s.token.clone());
-                    renewed.token = token();
-                    renewed.asked = now;
-                    work.push(("subscribe", renewed));
+                    work.push(("subscribe", fresh(id, &link.hub, &link.topic)));
                 }
                 _ => {}
             }

@@ -116,7 +116,7 @@ async fn ask(daemon: &Daemon, fields: &[(&str, &str)]) -> reqwest::StatusCode {
 }
 
 async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..100 {
+    for _ in 0..200 {
         if done() {
             return;
         }
