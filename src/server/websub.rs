@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::http::{StatusCode, header};
@@ -24,15 +24,10 @@ pub fn router() -> Router<AppState> {
         .route("/websub", post(request))
         .route(
             "/websub/callback/{token}",
-            get(verify)
-                .post(deliver)
-                .layer(DefaultBodyLimit::max(MAX_PUSH)),
+            get(verify).post(deliver).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/websub", get(list))
 }
-
-/// The largest pushed document read (then `[poll].max_body_bytes` holds).
-const MAX_PUSH: usize = 1 << 30;
 
 async fn verify(
     State(state): State<AppState>,
@@ -61,16 +56,30 @@ async fn deliver(
     State(state): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
+    // A stranger's body is read only for a callback this server handed
+    // out, and only up to `[poll].max_body_bytes`.
+    let subscriber = state.subscriber.clone();
+    let known = {
+        let token = token.clone();
+        super::blocking(move || Ok(subscriber.knows(&token))).await?
+    };
+    if !known {
+        return Ok(StatusCode::GONE.into_response());
+    }
     let cap = state.config.load().poll.max_body_bytes;
-    if body.len() as u64 > cap {
+    let limited = http_body_util::Limited::new(body, usize::try_from(cap).unwrap_or(usize::MAX));
+    let Ok(body) = http_body_util::BodyExt::collect(limited)
+        .await
+        .map(|b| b.to_bytes())
+    else {
         return Ok((
             StatusCode::PAYLOAD_TOO_LARGE,
-            "larger than [poll].max_body_bytes\n",
+            "larger than [poll].max_body_bytes, or cut short\n",
         )
             .into_response());
-    }
+    };
     let header = |h: &str| {
         headers
             .get(h)

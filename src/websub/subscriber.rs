@@ -123,6 +123,11 @@ impl Subscriber {
         }
     }
 
+    /// Whether a callback's token belongs to a subscription kept now.
+    pub fn knows(&self, token: &str) -> bool {
+        self.by_token(token).is_some()
+    }
+
     fn by_token(&self, token: &str) -> Option<Subscribed> {
         (self.all().into_iter()).find(|s| s.token == token || s.old_token.as_deref() == Some(token))
     }

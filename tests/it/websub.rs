@@ -438,7 +438,7 @@ async fn feeds_that_name_a_hub_are_subscribed_and_pushed() {
     let text = |with_h: bool| {
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nbase_url = \"{base}\"\nadmin_token_env = \"{var}\"\n\
-             [storage]\n{}[poll]\ntimeout = \"2s\"\ninterval = \"1h\"\n\
+             [storage]\n{}[poll]\ntimeout = \"2s\"\ninterval = \"1h\"\nmax_body_bytes = 65536\n\
              [websub]\ncallback_base = \"{base}\"\nallow_private_callbacks = true\n\
              {}[[feed]]\nid = \"k\"\nurl = \"{hub_base}/k.rss\"\n",
             storage_keys(),
@@ -538,6 +538,22 @@ async fn feeds_that_name_a_hub_are_subscribed_and_pushed() {
         .unwrap();
     assert!(!atom.contains("Unsigned story") && !atom.contains("Forged story"));
     assert_eq!(server.hits("/dyn/h.rss"), hits, "no poll in between");
+    // A body over [poll].max_body_bytes is refused; a callback this server
+    // never handed out is gone, its body unread.
+    let huge = rss(&["x".repeat(70_000).as_str()]);
+    let sig = format!(
+        "sha256={}",
+        paddock::websub::hub::sign(secret.as_bytes(), huge.as_bytes())
+    );
+    assert_eq!(push(huge, Some(sig)).await, 413);
+    let stranger = client()
+        .post(format!("{base}websub/callback/0123456789abcdef"))
+        .body("<rss/>")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(stranger, 410);
     let listed: Value =
         serde_json::from_slice(&get_bytes(&format!("{base}api/websub")).await).unwrap();
     let h_state = (listed["subscribed"].as_array().unwrap().iter())
