@@ -157,7 +157,7 @@ fn story(n: u8, link: u8, days: i64) -> Candidate {
 }
 
 /// A site-wide comments document's comments, as fetched with an ETag.
-fn site_batch(comments: Vec<IncomingComment>) -> CommentBatch {
+pub(super) fn site_batch(comments: Vec<IncomingComment>) -> CommentBatch {
     CommentBatch {
         comments,
         source: CommentSource::Site,

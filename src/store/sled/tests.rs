@@ -5,9 +5,9 @@ use super::codec::LZ4;
 use super::comment_records::STREAM_SLACK;
 use super::*;
 use crate::model::{
-    Candidate, Comment, CommentBatch, CommentSource, IncomingComment, ParsedEntry, PolledDocument,
-    Validators,
+    Candidate, Comment, CommentBatch, IncomingComment, ParsedEntry, PolledDocument,
 };
+use crate::store::tests::site_batch;
 
 fn open() -> (tempfile::TempDir, SledStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -287,17 +287,4 @@ fn a_schema_1_store_is_migrated_at_open() {
     assert_eq!(store.count_in_feed("b"), 3, "stories 12, 1 and its twin");
     let again = bring_back_removed_link(&store);
     assert_eq!(again.pruned, 1, "the tombstone learned its link");
-}
-
-/// A site-wide comments document's comments, as fetched with an ETag.
-fn site_batch(comments: Vec<IncomingComment>) -> CommentBatch {
-    CommentBatch {
-        comments,
-        source: CommentSource::Site,
-        url: "https://example.com/comments/feed/".into(),
-        validators: Some(Validators {
-            etag: Some("\"v1\"".into()),
-            ..Default::default()
-        }),
-    }
 }
