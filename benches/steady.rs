@@ -16,6 +16,7 @@
 //! default a fifth of the interval), `--concurrency N` (`[poll].concurrency`, default 256). With
 //! `PADDOCK_TEST_POSTGRES` set and `--postgres`, the store is a fresh
 //! PostgreSQL database; `--cache-bytes N` sets sled's page cache.
+//! `STEADY_WRAP` names a program to run the daemon under (a profiler).
 
 #[path = "support/proc.rs"]
 mod proc;
@@ -175,7 +176,15 @@ fn main() {
             if postgres { "PostgreSQL" } else { "sled" }
         );
         let spawned = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        // `STEADY_WRAP="heaptrack -o /tmp/steady"` runs the daemon under a
+        // profiler (its figures then include the profiler's).
+        let wrap: Vec<String> = std::env::var("STEADY_WRAP").unwrap_or_default().split_whitespace().map(String::from).collect();
+        let (program, wrapped) = match wrap.split_first() {
+            Some((first, rest)) => (first.clone(), [rest, &[env!("CARGO_BIN_EXE_paddock").to_string()]].concat()),
+            None => (env!("CARGO_BIN_EXE_paddock").to_string(), vec![]),
+        };
+        let mut child = Command::new(program)
+            .args(wrapped)
             .args(["serve", "--config", dir.path().join("feeds.toml").to_str().unwrap()])
             .env("STEADY_TOKEN", "steady")
             .env("RUST_LOG", "error")
@@ -223,7 +232,17 @@ fn main() {
         let reload = http.post(url("api/reload")).bearer_auth("steady").send().await.unwrap();
         let reload_time = t.elapsed();
         assert!(reload.status().is_success(), "reload: {}", reload.status());
-        let _ = child.kill();
+        match wrap.is_empty() {
+            true => {
+                let _ = child.kill();
+            }
+            // The wrapper waits for the daemon: stop that gracefully, so
+            // a profiler sees it end.
+            false => {
+                let config = dir.path().join("feeds.toml");
+                let _ = Command::new("pkill").args(["-TERM", "-f", config.to_str().unwrap()]).status();
+            }
+        }
         let _ = child.wait();
 
         // The floor: the same origin, the same rate, a plain reqwest loop

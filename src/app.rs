@@ -67,7 +67,7 @@ pub async fn run(
     let config = Arc::new(ArcSwap::from_pointee(config));
 
     let mut poller = Poller::new(pipeline, shutdown.child_token());
-    poller.apply(&config.load().feeds);
+    poller.apply(config.load_full());
 
     let (control, mut requests) = mpsc::channel(16);
     // Edits of the config file, and SIGHUP, reload it like POST /api/reload.
@@ -189,21 +189,23 @@ pub fn reload(config: &ArcSwap<Config>, poller: &mut Poller) -> Result<(), Confi
         .pipeline()
         .store
         .set_min_free(new.storage.min_free_bytes);
+    new.version = old.version + 1;
+    let new = Arc::new(new);
     if new.poll != old.poll || new.output != old.output {
         let current = poller.pipeline();
         let (store, metrics) = (current.store.clone(), current.metrics.clone());
         match rebuild(&new, store, metrics, current.in_flight.clone()) {
-            Ok(pipeline) => poller.reconfigure(pipeline, &new.feeds),
+            Ok(pipeline) => poller.reconfigure(pipeline, new.clone()),
             Err(e) => {
-                tracing::error!(error = %e, "cannot apply the new [poll] settings; keeping the old ones")
+                tracing::error!(error = %e, "cannot apply the new [poll] settings; keeping the old ones");
+                poller.apply(new.clone());
             }
         }
     } else {
-        poller.apply(&new.feeds);
+        poller.apply(new.clone());
     }
     tracing::info!(feeds = new.feeds.len(), "config reloaded");
-    new.version = old.version + 1;
-    config.store(Arc::new(new));
+    config.store(new);
     Ok(())
 }
 

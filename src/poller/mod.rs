@@ -1,20 +1,22 @@
 //! Polling: `refresh` runs the pipeline for one feed, `schedule` decides
-//! when and how many at once, and [`Poller`] runs one task per feed for the
-//! daemon or polls a set of feeds once for `paddock poll`.
+//! when and how many at once, [`Poller`] schedules every feed for the
+//! daemon, and [`Pipeline::poll_all`] polls a set of feeds once for
+//! `paddock poll`.
 
 pub mod comment_feeds;
 mod refresh;
 pub mod schedule;
+mod scheduler;
 
 pub use crate::model::{Outcome, PollReport};
 pub use refresh::{PollError, refresh_feed};
+pub use scheduler::Poller;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::FeedConfig;
@@ -362,131 +364,6 @@ impl Pipeline {
     }
 }
 
-/// The daemon's polling: one task per enabled feed, each sleeping until
-/// its feed is due. [`Poller::apply`] reconciles the tasks with a new feed
-/// list, so a config reload starts, stops or restarts only what changed.
-pub struct Poller {
-    pipeline: Pipeline,
-    tasks: HashMap<String, (FeedConfig, CancellationToken)>,
-    tracker: TaskTracker,
-    shutdown: CancellationToken,
-}
-
-impl Poller {
-    pub fn new(pipeline: Pipeline, shutdown: CancellationToken) -> Poller {
-        Poller {
-            pipeline,
-            tasks: HashMap::new(),
-            tracker: TaskTracker::new(),
-            shutdown,
-        }
-    }
-
-    pub fn apply(&mut self, feeds: &[FeedConfig]) {
-        let wanted: HashMap<&str, &FeedConfig> = feeds
-            .iter()
-            .filter(|f| f.enabled)
-            .map(|f| (f.id.as_str(), f))
-            .collect();
-        self.tasks.retain(|id, (cfg, token)| {
-            let keep = wanted.get(id.as_str()).is_some_and(|w| *w == cfg);
-            if !keep {
-                token.cancel();
-            }
-            keep
-        });
-        for (id, feed) in wanted {
-            if self.tasks.contains_key(id) {
-                continue;
-            }
-            let token = self.shutdown.child_token();
-            self.tracker
-                .spawn(run_feed(self.pipeline.clone(), feed.clone(), token.clone()));
-            self.tasks.insert(id.to_string(), (feed.clone(), token));
-        }
-    }
-
-    /// Swaps in a pipeline built from new settings and restarts every feed
-    /// task on it; stored next-poll times keep them from all firing at once.
-    pub fn reconfigure(&mut self, pipeline: Pipeline, feeds: &[FeedConfig]) {
-        for (_, (_, token)) in self.tasks.drain() {
-            token.cancel();
-        }
-        self.pipeline = pipeline;
-        self.apply(feeds);
-    }
-
-    pub fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
-    }
-
-    /// Stops scheduling and waits up to `grace` for polls in flight.
-    /// Returns whether they all finished.
-    pub async fn stop(self, grace: Duration) -> bool {
-        self.shutdown.cancel();
-        self.tracker.close();
-        let polls = &self.pipeline.in_flight.tasks;
-        polls.close();
-        let both = async {
-            self.tracker.wait().await;
-            polls.wait().await;
-        };
-        tokio::time::timeout(grace, both).await.is_ok()
-    }
-}
-
-async fn run_feed(pipeline: Pipeline, feed: FeedConfig, cancel: CancellationToken) {
-    // The stored time matters only at start; after that each poll's report
-    // says when the next one is due, even if recording it failed.
-    // Only what the loop needs is kept: a feed's task sleeps most of its
-    // life, and everything it holds across a sleep is in its future.
-    let (gone, mut due) = {
-        let state = match pipeline.store.cached_feed_state(&feed.id) {
-            Some(state) => state,
-            None => {
-                let id = feed.id.clone();
-                let read = on_store(&pipeline.store, move |s| s.feed_state(&id)).await;
-                read.unwrap_or_default()
-            }
-        };
-        let gone = state.gone.as_deref() == Some(feed.source.to_string().as_str());
-        (gone, state.next_poll)
-    };
-    // A feed that answered 410 Gone rests until the config changes it; a
-    // changed feed gets a new task.
-    if gone {
-        return cancel.cancelled().await;
-    }
-    loop {
-        let wait = due
-            .and_then(|t| (t - chrono::Utc::now()).to_std().ok())
-            .unwrap_or(Duration::ZERO);
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-        // A poll that has started is let finish (its writes are one batch);
-        // shutdown waits for it up to its grace period.
-        // Boxed: a poll's future is large, and a feed's task sleeps most of
-        // its life; unboxed, every sleeping task would carry its size.
-        let report = Box::pin(pipeline.poll_due(&feed)).await;
-        // How late the poll began against its due time (queueing for the
-        // fetch limits included).
-        if let Some(due) = due
-            && report.outcome != Outcome::Elsewhere
-        {
-            let began = crate::model::earlier(chrono::Utc::now(), report.elapsed);
-            let late = (began - due).to_std().unwrap_or_default();
-            pipeline.metrics.record_lateness(late);
-        }
-        if report.gone {
-            tracing::warn!(feed = %feed.id, "gone (410): not polled again until its url changes");
-            return cancel.cancelled().await;
-        }
-        due = Some(report.next_poll);
-    }
-}
-
 /// Runs a store read or write on the runtime's blocking threads. A write
 /// waits for the store's writer lock (and its flush), and a runtime thread
 /// waiting there could neither fetch nor parse meanwhile: with two cores,
@@ -502,28 +379,5 @@ pub(crate) async fn on_store<T: Send + 'static>(
         Err(e) => Err(PollError::Internal(format!(
             "a store write was cancelled: {e}"
         ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_sleeping_feed_task_is_small() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("feeds.toml");
-        std::fs::write(&path, "[[feed]]\nid = \"a\"\nurl = \"a.rss\"\n").unwrap();
-        let config = crate::config::Config::load(&path).unwrap();
-        let pipeline = crate::app::pipeline(&config).unwrap();
-        let task = run_feed(pipeline, config.feeds[0].clone(), CancellationToken::new());
-        let size = std::mem::size_of_val(&task);
-        eprintln!(
-            "a feed task's future: {size} bytes (Pipeline {}, FeedConfig {}, Fetcher {})",
-            std::mem::size_of::<Pipeline>(),
-            std::mem::size_of::<FeedConfig>(),
-            std::mem::size_of::<Fetcher>()
-        );
-        assert!(size < 2048, "a feed task's future is {size} bytes");
     }
 }

@@ -71,6 +71,7 @@ impl Politeness {
 /// Fetches in flight: at most `global` in all and `per_host` per host.
 pub struct Limits {
     global: Arc<Semaphore>,
+    global_size: usize,
     per_host: usize,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
@@ -85,6 +86,7 @@ impl Limits {
     pub fn new(global: usize, per_host: usize) -> Limits {
         Limits {
             global: Arc::new(Semaphore::new(global)),
+            global_size: global,
             per_host,
             hosts: Mutex::new(HashMap::new()),
         }
@@ -92,6 +94,11 @@ impl Limits {
 
     /// Waits for a slot for `host`. The host slot is taken first, so a
     /// feed waiting on a busy host does not hold a global slot meanwhile.
+    /// `[poll].concurrency`: polls in flight at most.
+    pub fn global_size(&self) -> usize {
+        self.global_size
+    }
+
     pub async fn acquire(&self, host: &str) -> Permits {
         let host_sem = {
             let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
