@@ -3,16 +3,18 @@
 //! number (nothing on disk), with an ETag; 90% of feeds never change (a
 //! re-poll is a 304), 10% carry one new story each interval. A real
 //! `paddock serve` polls N feeds (default 1,000,000) every interval
-//! (default 900 s: the production rate is N / interval fetches/s); after
-//! its first round, the bench watches it for a fixed time and reports, in
-//! the same run: Paddock's share of the two cores, its memory, fetches/s
-//! against the target, p99 lateness of a poll against its due time (from
-//! `/metrics`), store growth per hour, start-to-serving, the first round,
-//! a one-feed reload; then the same origin polled at the same rate by a
+//! (default 900 s: the production rate is N / interval fetches/s). The
+//! bench times start-to-serving and the first round (every feed fetched
+//! once) and reads the memory after it; then it stops the daemon, spreads
+//! every feed's next poll evenly over one interval (as after a long run),
+//! restarts it on the full store and watches it for a fixed time at the
+//! production rate. It reports, in the same run: Paddock's share of the
+//! two cores, its memory, fetches/s against the target, p99 lateness of a
+//! poll against its due time (from `/metrics`), store growth per hour, a
+//! one-feed reload; then the same origin polled at the same rate by a
 //! plain reqwest loop, as the floor.
 //!
-//! Options: `--feeds N`, `--interval S`, `--seconds S` (the watch, from
-//! 90% of an interval after start, when the second round comes due;
+//! Options: `--feeds N`, `--interval S`, `--seconds S` (the watch;
 //! default a fifth of the interval), `--concurrency N` (`[poll].concurrency`, default 256). With
 //! `PADDOCK_TEST_POSTGRES` set and `--postgres`, the store is a fresh
 //! PostgreSQL database; `--cache-bytes N` sets sled's page cache.
@@ -175,22 +177,39 @@ fn main() {
             n as f64 / interval as f64,
             if postgres { "PostgreSQL" } else { "sled" }
         );
-        let spawned = Instant::now();
         // `STEADY_WRAP="heaptrack -o /tmp/steady"` runs the daemon under a
         // profiler (its figures then include the profiler's).
         let wrap: Vec<String> = std::env::var("STEADY_WRAP").unwrap_or_default().split_whitespace().map(String::from).collect();
-        let (program, wrapped) = match wrap.split_first() {
-            Some((first, rest)) => (first.clone(), [rest, &[env!("CARGO_BIN_EXE_paddock").to_string()]].concat()),
-            None => (env!("CARGO_BIN_EXE_paddock").to_string(), vec![]),
+        let config_path = dir.path().join("feeds.toml");
+        let spawn = || {
+            let (program, wrapped) = match wrap.split_first() {
+                Some((first, rest)) => (first.clone(), [rest, &[env!("CARGO_BIN_EXE_paddock").to_string()]].concat()),
+                None => (env!("CARGO_BIN_EXE_paddock").to_string(), vec![]),
+            };
+            Command::new(program)
+                .args(wrapped)
+                .args(["serve", "--config", config_path.to_str().unwrap()])
+                .env("STEADY_TOKEN", "steady")
+                .env("RUST_LOG", "error")
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
         };
-        let mut child = Command::new(program)
-            .args(wrapped)
-            .args(["serve", "--config", dir.path().join("feeds.toml").to_str().unwrap()])
-            .env("STEADY_TOKEN", "steady")
-            .env("RUST_LOG", "error")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        // The wrapper waits for the daemon: stop that gracefully, so a
+        // profiler sees it end.
+        let stop = |child: &mut std::process::Child| {
+            match wrap.is_empty() {
+                true => {
+                    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+                }
+                false => {
+                    let _ = Command::new("pkill").args(["-TERM", "-f", config_path.to_str().unwrap()]).status();
+                }
+            }
+            let _ = child.wait();
+        };
+        let spawned = Instant::now();
+        let mut child = spawn();
         let pid = child.id();
         while http.get(url("healthz")).send().await.is_err() {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -206,8 +225,35 @@ fn main() {
         let anon = (smaps.lines().find(|l| l.starts_with("Anonymous:")))
             .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
             .unwrap_or(0);
-        let second_round = spawned + Duration::from_secs(interval * 9 / 10);
-        if let Some(wait) = second_round.checked_duration_since(Instant::now()) {
+        // The steady state: stop the daemon, spread every feed's next poll
+        // evenly over one interval from a little after now (as after a
+        // long run: the first round's burst gone), and start it again on
+        // its full store. The watch then sees the production rate.
+        stop(&mut child);
+        let config = paddock::config::Config::load(&dir.path().join("feeds.toml")).unwrap();
+        let seeded = Instant::now();
+        let settle = Duration::from_secs(15);
+        {
+            let store = paddock::store::open_configured(&config.storage).unwrap();
+            let start = chrono::Utc::now() + chrono::Duration::from_std(settle).unwrap();
+            for (i, feed) in config.feeds.iter().enumerate() {
+                let mut state = store.feed_state(&feed.id).unwrap();
+                let offset = interval as f64 * 1000.0 * (i as u64).wrapping_mul(2_654_435_761).rem_euclid(n) as f64 / n as f64;
+                state.next_poll = Some(start + chrono::Duration::milliseconds(offset as i64));
+                store.put_feed_state(&feed.id, &state).unwrap();
+            }
+            store.flush().unwrap();
+        }
+        let seeding = seeded.elapsed();
+        drop(config);
+        let restarted = Instant::now();
+        let mut child = spawn();
+        let pid = child.id();
+        while http.get(url("healthz")).send().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let restart = restarted.elapsed();
+        if let Some(wait) = (seeded + settle).checked_duration_since(Instant::now()) {
             tokio::time::sleep(wait).await;
         }
 
@@ -232,18 +278,7 @@ fn main() {
         let reload = http.post(url("api/reload")).bearer_auth("steady").send().await.unwrap();
         let reload_time = t.elapsed();
         assert!(reload.status().is_success(), "reload: {}", reload.status());
-        match wrap.is_empty() {
-            true => {
-                let _ = child.kill();
-            }
-            // The wrapper waits for the daemon: stop that gracefully, so
-            // a profiler sees it end.
-            false => {
-                let config = dir.path().join("feeds.toml");
-                let _ = Command::new("pkill").args(["-TERM", "-f", config.to_str().unwrap()]).status();
-            }
-        }
-        let _ = child.wait();
+        stop(&mut child);
 
         // The floor: the same origin, the same rate, a plain reqwest loop
         // with the same validators; the bench process's CPU then (origin
@@ -284,6 +319,8 @@ fn main() {
 
         println!("| measure | figure |\n|---|---|");
         println!("| start to serving (`/healthz` answers) | {:.2} s |", serving.as_secs_f64());
+        println!("| seeding every feed's next poll over one interval (daemon stopped) | {:.1} s |", seeding.as_secs_f64());
+        println!("| restart on the full store to serving | {:.2} s |", restart.as_secs_f64());
         println!("| first round (every feed fetched once) | {:.1} s ({:.0} fetches/s) |", first_round.as_secs_f64(), n as f64 / first_round.as_secs_f64());
         println!("| RSS after the first round | {} MB ({:.0} bytes per feed; {} MB anonymous; {threads} threads) |", rss_after_first / 1024, rss_after_first as f64 * 1024.0 / n as f64, anon / 1024);
         println!("| fetches/s in the watch, against the target | {:.0} of {:.0} ({:.0}% answered 304) |", fetched as f64 / watched, rate, 100.0 * not_modified as f64 / fetched.max(1) as f64);

@@ -96,6 +96,9 @@ enum Standing {
 struct Slot {
     /// Due time, milliseconds since the epoch.
     due: i64,
+    /// Whether the due time is one a poll asked for: a feed never polled
+    /// is due at once, and its first poll is not counted as late.
+    asked: bool,
     /// Bumped whenever the slot is queued again, so a queue entry left
     /// from an earlier turn is known as stale.
     turn: u32,
@@ -129,7 +132,7 @@ struct Scheduler {
     unread_from: usize,
 }
 
-type Running = BoxFuture<'static, (i64, PollReport)>;
+type Running = BoxFuture<'static, (Option<i64>, PollReport)>;
 
 impl Scheduler {
     fn new(pipeline: Pipeline) -> Scheduler {
@@ -233,7 +236,7 @@ impl Scheduler {
             return;
         }
         slot.standing = Standing::Polling;
-        let due = slot.due;
+        let due = slot.asked.then_some(slot.due);
         let pipeline = self.pipeline.clone();
         self.polling
             .insert(feed.id.clone(), (Some(index), feed.source.host_key()));
@@ -244,12 +247,14 @@ impl Scheduler {
 
     /// A poll ended: its feed is queued again for the report's next poll,
     /// and its host slot goes to the next in line.
-    fn finished(&mut self, due: i64, report: PollReport) {
+    fn finished(&mut self, due: Option<i64>, report: PollReport) {
         let Some((index, host)) = self.polling.remove(&report.feed) else {
             return;
         };
         self.free_host(&host);
-        if report.outcome != Outcome::Elsewhere {
+        if let Some(due) = due
+            && report.outcome != Outcome::Elsewhere
+        {
             // How late the poll began against its due time (queueing for
             // the limits included).
             let began = crate::model::earlier(chrono::Utc::now(), report.elapsed);
@@ -264,7 +269,7 @@ impl Scheduler {
             self.slots[index as usize].standing = Standing::Off;
             return;
         }
-        self.queue_at(index, report.next_poll.timestamp_millis());
+        self.queue_at(index, report.next_poll.timestamp_millis(), true);
     }
 
     /// Gives `host`'s freed slot to the first feed in its line.
@@ -286,10 +291,11 @@ impl Scheduler {
         }
     }
 
-    fn queue_at(&mut self, index: u32, due: i64) {
+    fn queue_at(&mut self, index: u32, due: i64, asked: bool) {
         let slot = &mut self.slots[index as usize];
         slot.turn = slot.turn.wrapping_add(1);
         slot.due = due;
+        slot.asked = asked;
         slot.standing = Standing::Queued;
         self.queue.push(Reverse((due, index, slot.turn)));
     }
@@ -327,6 +333,7 @@ impl Scheduler {
                 }
                 None => Slot {
                     due: 0,
+                    asked: false,
                     turn: 0,
                     standing: match feed.enabled {
                         true => Standing::Unread,
@@ -426,8 +433,10 @@ impl Scheduler {
                 self.slots[index as usize].standing = Standing::Off;
                 continue;
             }
-            let due = (state.and_then(|s| s.next_poll)).map_or(now, |t| t.timestamp_millis());
-            self.queue_at(index, due);
+            match state.and_then(|s| s.next_poll) {
+                Some(due) => self.queue_at(index, due.timestamp_millis(), true),
+                None => self.queue_at(index, now, false),
+            }
         }
     }
 }
