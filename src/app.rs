@@ -175,7 +175,7 @@ pub async fn run(
 /// nothing; its `FILE:LINE:COL: message` is returned.
 pub fn reload(config: &ArcSwap<Config>, poller: &mut Poller) -> Result<(), ConfigError> {
     let old = config.load_full();
-    let mut new = match Config::load(&old.file) {
+    let mut new = match Config::reload(&old) {
         Ok(new) => new,
         Err(e) => {
             tracing::error!("{e}");

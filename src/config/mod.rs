@@ -6,10 +6,15 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use toml::Spanned;
 use url::Url;
+
+mod tables;
+
+use tables::FeedText;
 
 use crate::rules::{Action, Field, MAX_COMPILED, MAX_PATTERN, MAX_RULES, Rule, Rules};
 
@@ -50,6 +55,9 @@ pub struct Config {
     /// `[[rule]]` tables: what the outputs leave out (see `rules`).
     pub rules: Rules,
     pub websub: WebSubConfig,
+    /// Where each feed's table was in the text, when the file was read
+    /// table by table (see `tables`): what a reload may keep.
+    pub(crate) feed_text: Option<Arc<FeedText>>,
 }
 
 /// `[websub]`: how Paddock's own outputs are pushed to readers.
@@ -242,6 +250,26 @@ impl Config {
 
     /// Validates config text as if read from `file`.
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        Config::parse_after(text, file, None)
+    }
+
+    /// Reads the config file again after `previous`: a `[[feed]]` table
+    /// whose text did not change, in a file whose other settings did not
+    /// change, is taken from `previous` without being read again.
+    pub fn reload(previous: &Config) -> Result<Config, ConfigError> {
+        let file = &previous.file;
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Read {
+            file: file.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Config::parse_after(&text, file, Some(previous))
+    }
+
+    fn parse_after(
+        text: &str,
+        file: &Path,
+        previous: Option<&Config>,
+    ) -> Result<Config, ConfigError> {
         let at = |span: Range<usize>, message: String| {
             let (line, column) = line_col(text, span.start);
             ConfigError::Invalid {
@@ -251,17 +279,28 @@ impl Config {
                 message,
             }
         };
-        let raw: raw::File = toml::from_str(text).map_err(|e| {
+        let dir = file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        if let Some(config) = tables::read(text, file, &dir, previous) {
+            return config.map_err(|(span, msg)| at(span, msg));
+        }
+        let mut raw: raw::File = toml::from_str(text).map_err(|e| {
             at(
                 e.span().unwrap_or(0..0),
                 e.message().trim().replace('\n', " "),
             )
         })?;
-        let dir = file
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        validate(raw, &dir, file, text).map_err(|(span, msg)| at(span, msg))
+        let tables = std::mem::take(&mut raw.feed);
+        let feeds = Box::new(move |defaults: &FeedDefaults| {
+            let mut seen = HashSet::new();
+            let feeds = (tables.into_iter())
+                .map(|f| feed(f, defaults, &mut seen))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((feeds, None))
+        });
+        validate(raw, &dir, file, text, feeds).map_err(|(span, msg)| at(span, msg))
     }
 
     pub fn feed(&self, id: &str) -> Option<&FeedConfig> {
@@ -298,7 +337,24 @@ pub const MAX_HEAT_WINDOW: Duration = Duration::from_secs(30 * DAY);
 /// The shortest `[poll].lease`: it is renewed every third of it.
 const MIN_LEASE: Duration = Duration::from_secs(1);
 
-fn validate(raw: raw::File, dir: &Path, file: &Path, text: &str) -> Result<Config, Invalid> {
+/// What a feed table takes from the rest of the file.
+pub(crate) struct FeedDefaults<'a> {
+    dir: &'a Path,
+    interval: Duration,
+}
+
+/// The feeds, built by `validate`'s caller from [`FeedDefaults`]: from the
+/// whole file's tables, or table by table (`feed_text`).
+type Feeds<'a> =
+    dyn FnOnce(&FeedDefaults) -> Result<(Vec<FeedConfig>, Option<Arc<FeedText>>), Invalid> + 'a;
+
+fn validate(
+    raw: raw::File,
+    dir: &Path,
+    file: &Path,
+    text: &str,
+    feeds: Box<Feeds<'_>>,
+) -> Result<Config, Invalid> {
     let server = raw.server.unwrap_or_default();
     let storage = raw.storage.unwrap_or_default();
     let poll = raw.poll.unwrap_or_default();
@@ -385,52 +441,11 @@ fn validate(raw: raw::File, dir: &Path, file: &Path, text: &str) -> Result<Confi
         heat_window: duration(&output.heat_window, "24h", MAX_HEAT_WINDOW)?,
     };
 
-    let mut seen = HashSet::new();
-    let mut feeds = Vec::with_capacity(raw.feed.len());
-    for f in raw.feed {
-        let id = f.id.get_ref();
-        if !is_slug(id) {
-            return Err((
-                f.id.span(),
-                format!("feed id {id:?} must be lowercase letters, digits, '-' or '_'"),
-            ));
-        }
-        if !seen.insert(id.clone()) {
-            return Err((f.id.span(), format!("duplicate feed id {id:?}")));
-        }
-        let mut groups = Vec::new();
-        for g in f.groups.unwrap_or_default() {
-            if !is_slug(g.get_ref()) {
-                return Err((
-                    g.span(),
-                    format!(
-                        "group {:?} must be lowercase letters, digits, '-' or '_'",
-                        g.get_ref()
-                    ),
-                ));
-            }
-            if !groups.contains(g.get_ref()) {
-                groups.push(g.into_inner());
-            }
-        }
-        feeds.push(FeedConfig {
-            id: id.clone(),
-            source: source(&f.url, dir)?,
-            title: f.title.filter(|t| !t.trim().is_empty()),
-            comments_url: f
-                .comments_url
-                .as_ref()
-                .map(|u| source(u, dir))
-                .transpose()?,
-            item_comments: f.item_comments.unwrap_or(false),
-            groups,
-            interval: match &f.interval {
-                Some(_) => duration(&f.interval, "", MAX_POLL_WAIT)?,
-                None => poll_cfg.interval,
-            },
-            enabled: f.enabled.unwrap_or(true),
-        });
-    }
+    let defaults = FeedDefaults {
+        dir,
+        interval: poll_cfg.interval,
+    };
+    let (feeds, feed_text) = feeds(&defaults)?;
 
     Ok(Config {
         file: file.to_path_buf(),
@@ -451,6 +466,56 @@ fn validate(raw: raw::File, dir: &Path, file: &Path, text: &str) -> Result<Confi
         rules: rules(raw.rule, &feeds, text)?,
         websub: websub(raw.websub.unwrap_or_default())?,
         feeds,
+        feed_text,
+    })
+}
+
+/// One `[[feed]]` table into its [`FeedConfig`]; `seen` holds the ids
+/// before it.
+fn feed(
+    f: raw::Feed,
+    defaults: &FeedDefaults,
+    seen: &mut HashSet<String>,
+) -> Result<FeedConfig, Invalid> {
+    let id = f.id.get_ref();
+    if !is_slug(id) {
+        return Err((
+            f.id.span(),
+            format!("feed id {id:?} must be lowercase letters, digits, '-' or '_'"),
+        ));
+    }
+    if !seen.insert(id.clone()) {
+        return Err((f.id.span(), format!("duplicate feed id {id:?}")));
+    }
+    let mut groups = Vec::new();
+    for g in f.groups.unwrap_or_default() {
+        if !is_slug(g.get_ref()) {
+            return Err((
+                g.span(),
+                format!(
+                    "group {:?} must be lowercase letters, digits, '-' or '_'",
+                    g.get_ref()
+                ),
+            ));
+        }
+        if !groups.contains(g.get_ref()) {
+            groups.push(g.into_inner());
+        }
+    }
+    Ok(FeedConfig {
+        id: id.clone(),
+        source: source(&f.url, defaults.dir)?,
+        title: f.title.filter(|t| !t.trim().is_empty()),
+        comments_url: (f.comments_url.as_ref())
+            .map(|u| source(u, defaults.dir))
+            .transpose()?,
+        item_comments: f.item_comments.unwrap_or(false),
+        groups,
+        interval: match &f.interval {
+            Some(_) => duration(&f.interval, "", MAX_POLL_WAIT)?,
+            None => defaults.interval,
+        },
+        enabled: f.enabled.unwrap_or(true),
     })
 }
 
@@ -810,6 +875,14 @@ mod raw {
         pub recent_comments: Option<Spanned<usize>>,
         pub excerpt_chars: Option<Spanned<usize>>,
         pub heat_window: Option<Spanned<String>>,
+    }
+
+    /// A file's text from one `[[feed]]` line to the next (see `tables`).
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Tables {
+        #[serde(default)]
+        pub feed: Vec<Feed>,
     }
 
     #[derive(Deserialize)]
