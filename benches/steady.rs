@@ -202,8 +202,15 @@ fn main() {
                 true => {
                     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
                 }
+                // With `STEADY_WRAP_KILL` set, the daemon is killed instead:
+                // what a heap profiler then reports as leaked is what the
+                // daemon held at that moment.
                 false => {
-                    let _ = Command::new("pkill").args(["-TERM", "-f", config_path.to_str().unwrap()]).status();
+                    let signal = match std::env::var_os("STEADY_WRAP_KILL") {
+                        Some(_) => "-KILL",
+                        None => "-TERM",
+                    };
+                    let _ = Command::new("pkill").args([signal, "-f", config_path.to_str().unwrap()]).status();
                 }
             }
             let _ = child.wait();

@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::model::FeedState;
+use crate::model::ErrorKind;
 use crate::model::{Outcome, PollReport};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -206,11 +206,11 @@ impl Metrics {
     }
 
     /// The exposition text (OpenMetrics, which Prometheus scrapes), with
-    /// the failing-feed gauges set from the feeds' current states and the
+    /// the failing-feed gauges set from the feeds failing now and the
     /// store's write time brought up to `store_write`.
     pub fn render<'a>(
         &self,
-        feeds: impl Iterator<Item = (&'a str, FeedState)>,
+        failing: impl Iterator<Item = (&'a str, ErrorKind)>,
         store_write: Duration,
         rules: &[RuleCount],
     ) -> String {
@@ -232,16 +232,14 @@ impl Metrics {
         }
         self.failing.clear();
         let mut total = 0;
-        for (id, state) in feeds {
-            if let Some(e) = state.last_error {
-                total += 1;
-                self.failing
-                    .get_or_create(&FeedLabels {
-                        feed: id.to_string(),
-                        kind: e.kind.as_str(),
-                    })
-                    .set(1);
-            }
+        for (id, kind) in failing {
+            total += 1;
+            self.failing
+                .get_or_create(&FeedLabels {
+                    feed: id.to_string(),
+                    kind: kind.as_str(),
+                })
+                .set(1);
         }
         self.failing_total.set(total);
         let mut out = String::new();

@@ -2,10 +2,10 @@
 //! outputs name feeds, and the digest's parameters and assembly. Reads the
 //! store; never fetches.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use crate::config::{Config, MAX_LIMIT, Source};
+use crate::config::{Config, FeedConfig, MAX_LIMIT, Source};
 use crate::model::{FeedState, Item, RecentComment, Timestamp, earlier};
 use crate::render::digest::{DigestInput, FeedHealth, digest};
 use crate::render::{Directory, FeedInfo};
@@ -54,11 +54,39 @@ pub fn directory(store: &Store, config: &Config) -> Directory {
     directory_of(config, &feed_states(store, config))
 }
 
+/// [`directory`] of only the feeds `items` name (their own and
+/// `also_in`): an output of fifty stories reads fifty-odd feed states, not
+/// every configured feed's.
+pub fn directory_for<'a>(
+    store: &Store,
+    config: &Config,
+    items: impl IntoIterator<Item = &'a Item>,
+) -> Directory {
+    let named: HashSet<&str> = items.into_iter().flat_map(Item::feeds).collect();
+    let feeds: Vec<&FeedConfig> = (config.feeds.iter())
+        .filter(|f| named.contains(f.id.as_str()))
+        .collect();
+    let ids: Vec<&str> = feeds.iter().map(|f| f.id.as_str()).collect();
+    let states = store.feed_states(&ids).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "feed states could not be read; feeds are named by their ids");
+        vec![FeedState::default(); ids.len()]
+    });
+    let states: HashMap<String, FeedState> =
+        ids.into_iter().map(String::from).zip(states).collect();
+    directory_from(config, feeds.into_iter(), &states)
+}
+
 /// [`directory`] from states already read.
 pub fn directory_of(config: &Config, states: &HashMap<String, FeedState>) -> Directory {
-    config
-        .feeds
-        .iter()
+    directory_from(config, config.feeds.iter(), states)
+}
+
+fn directory_from<'a>(
+    config: &Config,
+    feeds: impl Iterator<Item = &'a FeedConfig>,
+    states: &HashMap<String, FeedState>,
+) -> Directory {
+    feeds
         .map(|f| {
             let stored = states.get(&f.id);
             let info = FeedInfo {
@@ -335,5 +363,39 @@ mod tests {
             );
         }
         assert_eq!(limit(None, 5).unwrap(), 5);
+    }
+}
+
+#[cfg(test)]
+mod directory_tests {
+    use super::*;
+
+    #[test]
+    fn an_output_reads_only_the_feeds_its_stories_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("feeds.toml");
+        let feeds: String = ["ttac", "wire", "idle"]
+            .iter()
+            .map(|id| format!("[[feed]]\nid = \"{id}\"\nurl = \"https://{id}.example/feed/\"\n"))
+            .collect();
+        std::fs::write(&path, feeds).unwrap();
+        let config = Config::load(&path).unwrap();
+        let store = crate::store::open_configured(&config.storage).unwrap();
+        let titled = |title: &str| FeedState {
+            title: Some(title.into()),
+            ..Default::default()
+        };
+        store
+            .put_feed_state("ttac", &titled("The Truth About Cars"))
+            .unwrap();
+        store.put_feed_state("idle", &titled("Idle")).unwrap();
+        let item = crate::render::testing::item();
+        let named = directory_for(store.as_ref(), &config, [&item]);
+        let mut ids: Vec<&String> = named.keys().collect();
+        ids.sort();
+        assert_eq!(ids, ["ttac", "wire"], "the story's feed and its also_in");
+        assert_eq!(named["ttac"].title, "The Truth About Cars");
+        assert_eq!(named["wire"].title, "wire");
+        assert_eq!(named["wire"].url, "https://wire.example/feed/");
     }
 }

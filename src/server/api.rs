@@ -125,12 +125,22 @@ async fn opml(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, "text/x-opml; charset=utf-8")], body).into_response())
 }
 
+/// Feed states a scrape of `/metrics` holds at once.
+const STATES_AT_ONCE: usize = 1024;
+
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let body = super::blocking(move || {
         let config = state.config.load_full();
         let ids: Vec<&str> = config.feeds.iter().map(|f| f.id.as_str()).collect();
-        let states = state.store.feed_states(&ids)?;
-        let states: Vec<_> = ids.into_iter().zip(states).collect();
+        // The failing feeds, read a slice of states at a time: a million
+        // states at once would be half a gigabyte for a moment.
+        let mut failing = Vec::new();
+        for ids in ids.chunks(STATES_AT_ONCE) {
+            let states = state.store.feed_states(ids)?;
+            let failed =
+                (ids.iter().zip(states)).filter_map(|(id, s)| Some((*id, s.last_error?.kind)));
+            failing.extend(failed);
+        }
         let rules = match config.rules.is_empty() {
             true => Vec::new(),
             false => {
@@ -150,7 +160,7 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
         };
         Ok(state
             .metrics
-            .render(states.into_iter(), state.store.write_time(), &rules))
+            .render(failing.into_iter(), state.store.write_time(), &rules))
     })
     .await?;
     Ok((

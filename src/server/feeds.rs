@@ -14,7 +14,7 @@ use super::cache::{Rendered, respond};
 use super::{ApiError, AppState};
 use crate::config::Config;
 use crate::model::Item;
-use crate::query::{directory, group_members, url};
+use crate::query::{directory_for, group_members, url};
 use crate::render::{self, Channel};
 
 #[derive(Debug, Clone, Copy)]
@@ -198,7 +198,7 @@ fn render(
         updated: chrono::Utc::now(),
         hub: config.hub_url(),
     };
-    let feeds = directory(state.store.as_ref(), config);
+    let feeds = directory_for(state.store.as_ref(), config, &items);
     let body = match format {
         Format::Atom => render::atom(&channel, &items, &feeds),
         Format::Rss => render::rss(&channel, &items, &feeds),
@@ -248,7 +248,7 @@ fn render_rising(
         updated: now,
         hub: config.hub_url(),
     };
-    let feeds = directory(state.store.as_ref(), config);
+    let feeds = directory_for(state.store.as_ref(), config, hot.iter().map(|(i, _)| i));
     let body = match format {
         Format::Json => {
             let (items, heats): (Vec<Item>, Vec<_>) = hot.iter().cloned().unzip();
