@@ -1,7 +1,8 @@
 //! The steady-state benchmark: `cargo bench --bench steady` (not part of
 //! the tests). An origin on loopback makes each feed's document from its
-//! number (nothing on disk), with an ETag; 90% of feeds never change (a
-//! re-poll is a 304), 10% carry one new story each interval. A real
+//! number (nothing on disk), with an ETag and five stories; 90% of feeds
+//! never change (a re-poll is a 304), 10% carry one new story each
+//! interval. A real
 //! `paddock serve` polls N feeds (default 1,000,000) every interval
 //! (default 900 s: the production rate is N / interval fetches/s). The
 //! bench times start-to-serving and the first round (every feed fetched
@@ -73,7 +74,8 @@ async fn feed(State(o): State<Arc<Origin>>, Path(n): Path<u64>, headers: HeaderM
         o.not_modified.fetch_add(1, Ordering::Relaxed);
         return StatusCode::NOT_MODIFIED.into_response();
     }
-    let items: String = (v.saturating_sub(2)..=v)
+    // Five stories a document: a million feeds store five million.
+    let items: String = (v..v + 5)
         .map(|i| {
             format!(
                 "<item><title>Feed {n} story {i}</title><link>https://s{n}.example/{i}/</link>\
@@ -168,6 +170,20 @@ fn main() {
             std::fs::write(dir.path().join("feeds.toml"), toml).unwrap();
         };
         write_config(None);
+        // The config alone, in this process: read whole, then read again
+        // after a one-feed edit (what a reload does before the poller
+        // reconciles).
+        let config_path = dir.path().join("feeds.toml");
+        let t = Instant::now();
+        let loaded = paddock::config::Config::load(&config_path).unwrap();
+        let config_read = t.elapsed();
+        write_config(Some(n / 3));
+        let t = Instant::now();
+        let reloaded = paddock::config::Config::reload(&loaded).unwrap();
+        let config_reread = t.elapsed();
+        assert_ne!(reloaded.feeds[(n / 3) as usize], loaded.feeds[(n / 3) as usize]);
+        drop((loaded, reloaded));
+        write_config(None);
         let http = reqwest::Client::new();
         let url = |p: &str| format!("http://127.0.0.1:{port}/{p}");
 
@@ -180,7 +196,6 @@ fn main() {
         // `STEADY_WRAP="heaptrack -o /tmp/steady"` runs the daemon under a
         // profiler (its figures then include the profiler's).
         let wrap: Vec<String> = std::env::var("STEADY_WRAP").unwrap_or_default().split_whitespace().map(String::from).collect();
-        let config_path = dir.path().join("feeds.toml");
         let spawn = || {
             let (program, wrapped) = match wrap.split_first() {
                 Some((first, rest)) => (first.clone(), [rest, &[env!("CARGO_BIN_EXE_paddock").to_string()]].concat()),
@@ -228,6 +243,7 @@ fn main() {
         let first_round = spawned.elapsed();
         let rss_after_first = proc::status_kb(&pid.to_string(), "VmRSS:");
         let threads = proc::status_kb(&pid.to_string(), "Threads:");
+        let first_peak = proc::status_kb(&pid.to_string(), "VmHWM:");
         let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
         let anon = (smaps.lines().find(|l| l.starts_with("Anonymous:")))
             .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
@@ -239,7 +255,9 @@ fn main() {
         stop(&mut child);
         let config = paddock::config::Config::load(&dir.path().join("feeds.toml")).unwrap();
         let seeded = Instant::now();
-        let settle = Duration::from_secs(15);
+        // Time to seed and restart before the first feed falls due: a
+        // million feeds take about a minute.
+        let settle = Duration::from_secs((n / 10_000).max(15));
         {
             let store = paddock::store::open_configured(&config.storage).unwrap();
             let start = chrono::Utc::now() + chrono::Duration::from_std(settle).unwrap();
@@ -280,7 +298,8 @@ fn main() {
         // A reload that changes one feed, timed alone: the file watcher
         // reloads the edit first, then `POST /api/reload` reads it again.
         write_config(Some(n / 2));
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // The file watcher reloads the edit first: let it finish.
+        tokio::time::sleep(Duration::from_secs(3).max(config_reread * 4)).await;
         let t = Instant::now();
         let reload = http.post(url("api/reload")).bearer_auth("steady").send().await.unwrap();
         let reload_time = t.elapsed();
@@ -329,13 +348,14 @@ fn main() {
         println!("| seeding every feed's next poll over one interval (daemon stopped) | {:.1} s |", seeding.as_secs_f64());
         println!("| restart on the full store to serving | {:.2} s |", restart.as_secs_f64());
         println!("| first round (every feed fetched once) | {:.1} s ({:.0} fetches/s) |", first_round.as_secs_f64(), n as f64 / first_round.as_secs_f64());
-        println!("| RSS after the first round | {} MB ({:.0} bytes per feed; {} MB anonymous; {threads} threads) |", rss_after_first / 1024, rss_after_first as f64 * 1024.0 / n as f64, anon / 1024);
+        println!("| RSS after the first round (peak) | {} MB ({:.0} bytes per feed; {} MB anonymous; {threads} threads) ({} MB) |", rss_after_first / 1024, rss_after_first as f64 * 1024.0 / n as f64, anon / 1024, first_peak / 1024);
         println!("| fetches/s in the watch, against the target | {:.0} of {:.0} ({:.0}% answered 304) |", fetched as f64 / watched, rate, 100.0 * not_modified as f64 / fetched.max(1) as f64);
         println!("| Paddock's CPU in the watch | {:.1}% of the two cores |", 100.0 * cpu / watched / 2.0);
         println!("| RSS at the end of the watch (peak) | {} MB ({} MB) |", rss / 1024, peak / 1024);
         println!("| p99 lateness of a scheduled poll | {} |", late.map_or("no scheduled poll in the watch".to_string(), |s| format!("at most {s:.3} s")));
         println!("| store growth | {:.1} MB per hour |", growth / 1e6);
         println!("| reload that changes one feed (`POST /api/reload`) | {:.2} s |", reload_time.as_secs_f64());
+        println!("| the config alone: read whole; read again after a one-feed edit | {:.2} s; {:.2} s |", config_read.as_secs_f64(), config_reread.as_secs_f64());
         println!(
             "| floor: a reqwest loop at the same rate, bench process CPU (origin included) | {:.0} fetches/s, {:.1}% of the two cores |",
             floor_fetched as f64 / floor_secs,

@@ -83,7 +83,7 @@ fn feeds_now(state: &AppState) -> Result<Json<Status>, ApiError> {
             id: f.id.clone(),
             title: f.title.clone().or(s.title).unwrap_or_else(|| f.id.clone()),
             url: shown(&f.source),
-            comments_url: f.comments_url.as_ref().map(shown),
+            comments_url: f.comments_url.as_deref().map(shown),
             groups: f.groups.clone(),
             enabled: f.enabled,
             last_attempt: s.last_attempt,

@@ -645,7 +645,7 @@ impl SledStore {
         }
         self.walk(
             |index, after| match index.by_feed.get(feed) {
-                Some(set) => newest_first(set, after),
+                Some(set) => set.newest_before(after, WALK_STEP),
                 None => Vec::new(),
             },
             |_, item| {
