@@ -326,19 +326,19 @@ mod feed_stories_tests {
             set.insert((t, id(n)));
         }
         assert_eq!(set.len(), 5, "a story is held once");
-        let page = |after, n| -> Vec<u8> {
+        fn page(set: &FeedStories, after: Option<Position>, n: usize) -> Vec<u8> {
             set.newest_before(after, n)
                 .iter()
                 .map(|(_, i)| i.0[0])
                 .collect()
-        };
-        assert_eq!(page(None, 10), [4, 3, 5, 2, 1]);
-        assert_eq!(page(None, 2), [4, 3]);
-        assert_eq!(page(Some((30, id(3))), 10), [5, 2, 1]);
-        assert_eq!(page(Some((20, id(5))), 1), [2]);
+        }
+        assert_eq!(page(&set, None, 10), [4, 3, 5, 2, 1]);
+        assert_eq!(page(&set, None, 2), [4, 3]);
+        assert_eq!(page(&set, Some((30, id(3))), 10), [5, 2, 1]);
+        assert_eq!(page(&set, Some((20, id(5))), 1), [2]);
         set.remove(&(20, id(2)));
         set.remove(&(99, id(9)));
-        assert_eq!(page(None, 10), [4, 3, 5, 1]);
+        assert_eq!(page(&set, None, 10), [4, 3, 5, 1]);
         for at in [(10, id(1)), (20, id(5)), (30, id(3)), (40, id(4))] {
             set.remove(&at);
         }
