@@ -19,7 +19,8 @@
 //! default a fifth of the interval), `--concurrency N` (`[poll].concurrency`, default 256). With
 //! `PADDOCK_TEST_POSTGRES` set and `--postgres`, the store is a fresh
 //! PostgreSQL database; `--cache-bytes N` sets sled's page cache.
-//! `STEADY_WRAP` names a program to run the daemon under (a profiler).
+//! `STEADY_WRAP` names a program to run the daemon under (a profiler);
+//! `STEADY_LOG=FILE` keeps the daemon's warnings.
 
 #[path = "support/proc.rs"]
 mod proc;
@@ -100,6 +101,14 @@ async fn feed(State(o): State<Arc<Origin>>, Path(n): Path<u64>, headers: HeaderM
 
 /// p99 of a Prometheus histogram in OpenMetrics text: the upper bound of
 /// the first bucket holding 99% of the observations.
+/// The sum of every series of counter `name`.
+fn total(metrics: &str, name: &str) -> f64 {
+    (metrics.lines())
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 fn p99(metrics: &str, name: &str) -> Option<f64> {
     let mut buckets: Vec<(f64, f64)> = Vec::new();
     for line in metrics
@@ -205,8 +214,15 @@ fn main() {
                 .args(wrapped)
                 .args(["serve", "--config", config_path.to_str().unwrap()])
                 .env("STEADY_TOKEN", "steady")
-                .env("RUST_LOG", "error")
-                .stderr(Stdio::null())
+                // As `config/paddock.service` runs it: glibc's malloc arenas
+                // capped (unless the caller's environment says otherwise).
+                .env("MALLOC_ARENA_MAX", std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "2".into()))
+                .env("RUST_LOG", "warn,paddock::poller::scheduler=info")
+                // `STEADY_LOG=FILE` keeps the daemon's warnings.
+                .stderr(match std::env::var_os("STEADY_LOG") {
+                    Some(f) => Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(f).unwrap()),
+                    None => Stdio::null(),
+                })
                 .spawn()
                 .unwrap()
         };
@@ -285,6 +301,7 @@ fn main() {
         // The watch: the production rate, for `seconds`.
         let (served0, cpu0, store0, t0) = (origin.served.load(Ordering::Relaxed), proc::cpu(&pid.to_string()), proc::du(dir.path()), Instant::now());
         let nm0 = origin.not_modified.load(Ordering::Relaxed);
+        let before = http.get(url("metrics")).send().await.unwrap().text().await.unwrap();
         tokio::time::sleep(Duration::from_secs(seconds)).await;
         let watched = t0.elapsed().as_secs_f64();
         let fetched = origin.served.load(Ordering::Relaxed) - served0;
@@ -293,6 +310,7 @@ fn main() {
         let growth = proc::du(dir.path()).saturating_sub(store0) as f64 / watched * 3600.0;
         let metrics = http.get(url("metrics")).send().await.unwrap().text().await.unwrap();
         let late = p99(&metrics, "paddock_poll_lateness_seconds");
+        let polls = total(&metrics, "paddock_polls_total") - total(&before, "paddock_polls_total");
         let (rss, peak) = (proc::status_kb(&pid.to_string(), "VmRSS:"), proc::status_kb(&pid.to_string(), "VmHWM:"));
 
         // A reload that changes one feed, timed alone: the file watcher
@@ -350,6 +368,7 @@ fn main() {
         println!("| first round (every feed fetched once) | {:.1} s ({:.0} fetches/s) |", first_round.as_secs_f64(), n as f64 / first_round.as_secs_f64());
         println!("| RSS after the first round (peak) | {} MB ({:.0} bytes per feed; {} MB anonymous; {threads} threads) ({} MB) |", rss_after_first / 1024, rss_after_first as f64 * 1024.0 / n as f64, anon / 1024, first_peak / 1024);
         println!("| fetches/s in the watch, against the target | {:.0} of {:.0} ({:.0}% answered 304) |", fetched as f64 / watched, rate, 100.0 * not_modified as f64 / fetched.max(1) as f64);
+        println!("| polls the daemon counted in the watch | {:.0} a second |", polls / watched);
         println!("| Paddock's CPU in the watch | {:.1}% of the two cores |", 100.0 * cpu / watched / 2.0);
         println!("| RSS at the end of the watch (peak) | {} MB ({} MB) |", rss / 1024, peak / 1024);
         println!("| p99 lateness of a scheduled poll | {} |", late.map_or("no scheduled poll in the watch".to_string(), |s| format!("at most {s:.3} s")));

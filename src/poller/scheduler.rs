@@ -130,6 +130,8 @@ struct Scheduler {
     ready: VecDeque<(u32, u32)>,
     /// Slots still `Unread`, from this index on (a hint, checked).
     unread_from: usize,
+    /// Since when new feeds' states are being read, and how many so far.
+    reading_since: Option<(std::time::Instant, usize)>,
 }
 
 type Running = BoxFuture<'static, (Option<i64>, PollReport)>;
@@ -145,6 +147,7 @@ impl Scheduler {
             polling: HashMap::new(),
             ready: VecDeque::new(),
             unread_from: 0,
+            reading_since: None,
         }
     }
 
@@ -373,6 +376,7 @@ impl Scheduler {
         self.slots = slots;
         self.config = Some(config);
         self.unread_from = 0;
+        self.reading_since = Some((std::time::Instant::now(), 0));
     }
 
     /// Starts reading the stored state of the next batch of new feeds.
@@ -388,6 +392,16 @@ impl Scheduler {
         }
         self.unread_from = i;
         if batch.is_empty() {
+            if let Some((since, read)) = self.reading_since.take()
+                && read > 0
+            {
+                let seconds = since.elapsed().as_secs_f64();
+                tracing::info!(
+                    feeds = read,
+                    seconds,
+                    "queued every new feed by its stored state"
+                );
+            }
             return None;
         }
         let store = self.pipeline.store.clone();
@@ -420,6 +434,9 @@ impl Scheduler {
         let current = self.config.as_ref();
         if !current.is_some_and(|c| Arc::ptr_eq(c, &read.config)) {
             return;
+        }
+        if let Some((_, read_so_far)) = &mut self.reading_since {
+            *read_so_far += read.batch.len();
         }
         let now = now_ms();
         for (n, &index) in read.batch.iter().enumerate() {
