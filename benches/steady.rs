@@ -274,9 +274,11 @@ fn main() {
         // Time to seed and restart before the first feed falls due: a
         // million feeds take about a minute.
         let settle = Duration::from_secs((n / 10_000).max(15));
+        // The spread and the watch start at the same moment (opening the
+        // store first takes seconds at a million feeds).
+        let store = paddock::store::open_configured(&config.storage).unwrap();
+        let (start, spread_at) = (chrono::Utc::now() + chrono::Duration::from_std(settle).unwrap(), Instant::now() + settle);
         {
-            let store = paddock::store::open_configured(&config.storage).unwrap();
-            let start = chrono::Utc::now() + chrono::Duration::from_std(settle).unwrap();
             for (i, feed) in config.feeds.iter().enumerate() {
                 let mut state = store.feed_state(&feed.id).unwrap();
                 let offset = interval as f64 * 1000.0 * (i as u64).wrapping_mul(2_654_435_761).rem_euclid(n) as f64 / n as f64;
@@ -285,6 +287,7 @@ fn main() {
             }
             store.flush().unwrap();
         }
+        drop(store);
         let seeding = seeded.elapsed();
         drop(config);
         let restarted = Instant::now();
@@ -294,7 +297,7 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let restart = restarted.elapsed();
-        if let Some(wait) = (seeded + settle).checked_duration_since(Instant::now()) {
+        if let Some(wait) = spread_at.checked_duration_since(Instant::now()) {
             tokio::time::sleep(wait).await;
         }
 
