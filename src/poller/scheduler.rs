@@ -232,12 +232,21 @@ impl Scheduler {
     /// Starts the poll of feed `index`, whose host slot is already counted.
     fn start(&mut self, index: u32, turn: u32, running: &mut FuturesUnordered<Running>) {
         let feed = self.feed(index).clone();
-        let slot = &mut self.slots[index as usize];
-        if slot.turn != turn {
+        if self.slots[index as usize].turn != turn {
             // Its host slot was counted for a turn a reload ended.
             self.free_host(&feed.source.host_key());
             return;
         }
+        if self.polling.contains_key(&feed.id) {
+            // A reload changed the feed while a poll with its old settings
+            // runs: this one waits a second and asks again.
+            self.free_host(&feed.source.host_key());
+            let asked = self.slots[index as usize].asked;
+            let due = self.slots[index as usize].due;
+            self.queue_at(index, due.max(now_ms() + 1000), asked);
+            return;
+        }
+        let slot = &mut self.slots[index as usize];
         slot.standing = Standing::Polling;
         let due = slot.asked.then_some(slot.due);
         let pipeline = self.pipeline.clone();
