@@ -42,6 +42,12 @@ pub fn url(config: &Config, path: &str) -> String {
 /// that cannot be read names feeds by their ids.
 pub fn feed_states(store: &Store, config: &Config) -> HashMap<String, FeedState> {
     let ids: Vec<&str> = config.feeds.iter().map(|f| f.id.as_str()).collect();
+    states_of(store, ids)
+}
+
+/// The stored states of `ids`, by id; defaults when the store cannot be
+/// read (outputs then name feeds by their ids).
+fn states_of(store: &Store, ids: Vec<&str>) -> HashMap<String, FeedState> {
     let states = store.feed_states(&ids).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "feed states could not be read; feeds are named by their ids");
         vec![FeedState::default(); ids.len()]
@@ -66,13 +72,7 @@ pub fn directory_for<'a>(
     let feeds: Vec<&FeedConfig> = (config.feeds.iter())
         .filter(|f| named.contains(f.id.as_str()))
         .collect();
-    let ids: Vec<&str> = feeds.iter().map(|f| f.id.as_str()).collect();
-    let states = store.feed_states(&ids).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "feed states could not be read; feeds are named by their ids");
-        vec![FeedState::default(); ids.len()]
-    });
-    let states: HashMap<String, FeedState> =
-        ids.into_iter().map(String::from).zip(states).collect();
+    let states = states_of(store, feeds.iter().map(|f| f.id.as_str()).collect());
     directory_from(config, feeds.into_iter(), &states)
 }
 
