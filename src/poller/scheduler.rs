@@ -634,4 +634,48 @@ mod tests {
         );
         assert!(poller.stop(Duration::from_secs(5)).await);
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_feed_changed_while_it_is_polled_keeps_its_hosts_slots_counted() {
+        let origin = Arc::new(Origin::default());
+        let port = serve(origin.clone()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let url = |name: &str| format!("http://127.0.0.1:{port}/{name}");
+        let poll = "concurrency = 16\nper_host = 2";
+        let first = config(dir.path(), poll, &[("a".into(), url("a"))]);
+        let pipeline = crate::app::pipeline(&first).unwrap();
+        let stop = CancellationToken::new();
+        let mut poller = Poller::new(pipeline, stop.clone());
+        poller.apply(first);
+        until("a's poll in flight", || {
+            origin.now.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        // The same feed at another URL, while its first poll runs.
+        let changed = config(dir.path(), poll, &[("a".into(), url("a2"))]);
+        poller.apply(changed);
+        until("a polled with its new url", || {
+            origin
+                .fetched
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(n, _)| n == "a2")
+        })
+        .await;
+        // Two new feeds on the same host: both of its slots are free.
+        origin.most.store(0, Ordering::SeqCst);
+        let feeds = [("a", "a2"), ("b", "b"), ("c", "c")].map(|(id, n)| (id.to_string(), url(n)));
+        poller.apply(config(dir.path(), poll, &feeds));
+        until("b and c fetched", || {
+            origin.fetched.lock().unwrap().len() == 4
+        })
+        .await;
+        assert_eq!(
+            origin.most.load(Ordering::SeqCst),
+            2,
+            "both host slots were used"
+        );
+        assert!(poller.stop(Duration::from_secs(5)).await);
+    }
 }
